@@ -1,0 +1,5 @@
+import sys
+
+from callcycle.cli import main
+
+sys.exit(main())

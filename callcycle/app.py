@@ -1,0 +1,68 @@
+"""The composition root: builds every resource and feature, hands dependencies down.
+
+Each resource is a ``cleanup_ctx`` async generator: started in order at start-up and
+torn down in reverse on shutdown (SIGTERM included), so in-flight work is finished or
+handed back before the database it writes to goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from callcycle import health, keys, migrate
+from callcycle.auth import TokenStore, auth_middleware
+from callcycle.clock import Clock, SystemClock
+from callcycle.db import database
+from callcycle.errors import error_middleware
+from callcycle.kv import redis_client
+from callcycle.logs import get_logger
+from callcycle.settings import Settings
+
+log = get_logger(__name__)
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[keys.SETTINGS]
+    async with database(s.database.url, s.server.data_path,
+                        min_size=s.database.pool_min, max_size=s.database.pool_max) as (pool, url):
+        async with pool.acquire() as conn:
+            await migrate.apply(conn)
+        app[keys.DB] = pool
+        app[keys.DB_URL] = url
+        yield
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    s = app[keys.SETTINGS]
+    async with redis_client(s.redis.url, s.server.data_path / "redis") as (client, _url):
+        app[keys.REDIS] = client
+        yield
+
+
+async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
+    from pbx.service import Pbx
+
+    pbx = Pbx(app[keys.SETTINGS].asterisk)
+    app[keys.PBX] = pbx
+    await pbx.start()
+    try:
+        yield
+    finally:
+        await pbx.stop()
+
+
+def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool = True) -> web.Application:
+    """The aiohttp application. ``with_pbx=False`` builds it without AMI connections
+    (tools and tests that exercise only the database side)."""
+    tokens = TokenStore(settings.api_tokens)
+    app = web.Application(middlewares=[error_middleware, auth_middleware(tokens)], client_max_size=64 * 1024**2)
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
+    if with_pbx:
+        app.cleanup_ctx.append(_pbx_ctx)
+    app.add_routes(health.routes())
+    return app

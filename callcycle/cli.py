@@ -1,0 +1,83 @@
+"""``callcycle`` command line: serve, migrate (feature packages add their own commands)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from callcycle import logs, migrate, settings as settings_mod
+from callcycle.db import database
+from callcycle.settings import ApiToken, Settings, SettingsError
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    s = settings_mod.load(args.config)
+    logs.configure(s.server.log_format, s.server.log_level)
+    return s
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from callcycle.app import init_app
+
+    s = _load(args)
+    if not s.api_tokens:
+        # No tokens configured: make one for this run rather than open the API to anyone.
+        token = secrets.token_urlsafe(24)
+        s = settings_mod.with_changes(s, api_tokens=(ApiToken("local-admin", "admin", token),))
+        print(f"callcycle: no CALLCYCLE_API_TOKENS set; admin token for this run: {token}", flush=True)
+    if not s.database.url:
+        print(f"callcycle: no DATABASE_URL; embedded PostgreSQL data in {s.server.data_path / 'pgdata'}", flush=True)
+    if not s.redis.url:
+        print(f"callcycle: no REDIS_URL; embedded Redis data in {s.server.data_path / 'redis'}", flush=True)
+    app = init_app(s)
+
+    async def announce(_app: web.Application) -> None:
+        print(f"callcycle: API and dashboard on http://{s.server.host}:{s.server.port}/", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=s.server.host, port=s.server.port, shutdown_timeout=s.server.shutdown_grace,
+                print=None, access_log=None, handle_signals=True)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    s = _load(args)
+
+    async def run() -> list[int]:
+        async with database(s.database.url, s.server.data_path, min_size=1, max_size=2) as (pool, _url):
+            async with pool.acquire() as conn:
+                return await migrate.apply(conn)
+
+    applied = asyncio.run(run())
+    print(f"applied {len(applied)} migration(s): {', '.join(f'{v:04d}' for v in applied) or 'none needed'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callcycle", description=__doc__)
+    parser.add_argument("--config", help="settings file (default: $CALLCYCLE_CONFIG or ./config/callcycle.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the server").set_defaults(func=_serve)
+    sub.add_parser("migrate", help="apply database migrations and exit").set_defaults(func=_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"callcycle: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""structlog set-up: JSON in production, readable on a terminal, phone numbers masked.
+
+Per-call context (``linkedid``, ``call_id``, ``campaign_id``, ``contact_id``) is bound
+once with :func:`bind_call` through contextvars; a task created afterwards inherits it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Keys whose values are phone numbers (or dial strings that contain one).
+PHONE_KEYS = frozenset({
+    "phone", "phone_number", "number", "msisdn", "e164", "callerid", "callerid_num",
+    "caller", "callee", "destination", "to", "from_number", "connectedline_num", "exten",
+})
+# Seven or more digits, optionally with a leading + and separators: a phone number in free text.
+_PHONE_IN_TEXT = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
+def mask_phone(value: str) -> str:
+    """Keep the leading 3 and trailing 2 digits: ``+14155550123`` -> ``+14******23``."""
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    if len(digits) < 6:
+        return "*" * len(value)
+    keep = set(digits[:2] + digits[-2:])
+    return "".join(ch if (i in keep or not ch.isdigit()) else "*" for i, ch in enumerate(value))
+
+
+def _mask_text(text: str) -> str:
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def mask_phones(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: mask phone-like keys, and phone numbers inside any string."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = mask_phone(value) if key in PHONE_KEYS else _mask_text(value)
+    return event
+
+
+def configure(fmt: str = "console", level: str = "info") -> None:
+    """Configure structlog and the stdlib root logger (for aiohttp/asyncpg messages)."""
+    lvl = logging.getLevelName(level.upper())
+    if not isinstance(lvl, int):
+        raise ValueError(f"unknown log level {level!r}")
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        mask_phones,
+    ]
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    else:
+        raise ValueError(f"log_format must be 'json' or 'console', not {fmt!r}")
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def bind_call(**ids: Any) -> None:
+    """Bind call identifiers for the current task and the tasks it creates."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in ids.items() if v is not None})
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

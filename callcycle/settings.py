@@ -1,0 +1,302 @@
+"""Typed, frozen settings: embedded defaults -> config/callcycle.toml -> environment.
+
+Every key of the merged TOML can be overridden by ``CALLCYCLE_<SECTION>_<KEY>``
+(``CALLCYCLE_SERVER_PORT=9000``); an Asterisk server's keys by
+``CALLCYCLE_ASTERISK_<NAME>_<KEY>``. ``DATABASE_URL`` and ``REDIS_URL`` are honoured
+as the usual names. Secrets are read from the environment only: a secret found in a
+file is refused, so it cannot end up in version control by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+ROLES = ("admin", "supervisor", "agent", "crm")
+_SECRET_KEYS = {"secret", "secrets", "tokens", "password"}
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or in the wrong place; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_format: str = "console"
+    log_level: str = "info"
+    data_dir: str = "~/.local/share/callcycle"
+    shutdown_grace: float = 10.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+    pool_min: int = 2
+    pool_max: int = 10
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class AsteriskServer:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcycle"
+    secret: str = field(default="", repr=False)
+    ping_interval: float = 1.0
+    ping_timeout: float = 3.0
+    connect_timeout: float = 5.0
+    reconnect_min: float = 0.25
+    reconnect_max: float = 30.0
+    queue_size: int = 20000
+
+
+@dataclass(frozen=True)
+class AsteriskSettings:
+    default: str
+    servers: Mapping[str, AsteriskServer]
+
+    @property
+    def default_server(self) -> AsteriskServer:
+        return self.servers[self.default]
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    subject: str
+    role: str
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    asterisk: AsteriskSettings
+    api_tokens: tuple[ApiToken, ...] = ()
+    # Typed sections owned by feature packages, by section name.
+    features: Mapping[str, Any] = field(default_factory=dict)
+
+
+    def feature(self, name: str, cls: type[_T]) -> _T:
+        """The typed settings of a feature section (see ``_feature_sections``)."""
+        value = self.features[name]
+        assert isinstance(value, cls), (name, cls)
+        return value
+
+
+def _feature_sections() -> dict[str, type]:
+    """Sections owned by feature packages: ``[name]`` -> that package's frozen dataclass.
+    Each lives in ``<package>/config.py``, a module that imports nothing of ours."""
+    return {}
+
+
+def load(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings once, at start-up. ``config_file`` defaults to
+    ``$CALLCYCLE_CONFIG`` or ``./config/callcycle.toml`` when that exists."""
+    env = os.environ if environ is None else environ
+    merged = _read_toml_text(resources.files("callcycle").joinpath("defaults.toml").read_text(), "defaults.toml")
+    path = config_file or env.get("CALLCYCLE_CONFIG")
+    if path is None and Path("config/callcycle.toml").is_file():
+        path = "config/callcycle.toml"
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise SettingsError(f"config file {p} does not exist")
+        site = _read_toml_text(p.read_text(), str(p))
+        _refuse_secrets(site, str(p))
+        merged = _merge(merged, site)
+    _apply_env(merged, env)
+    return _build(merged, env)
+
+
+def _read_toml_text(text: str, name: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
+
+
+def _refuse_secrets(data: Mapping[str, Any], where: str, path: tuple[str, ...] = ()) -> None:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            _refuse_secrets(value, where, (*path, key))
+        elif key in _SECRET_KEYS:
+            dotted = ".".join((*path, key))
+            raise SettingsError(f"{where}: {dotted} is a secret; set it in the environment instead")
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_name(path: tuple[str, ...]) -> str:
+    if len(path) == 4 and path[:2] == ("asterisk", "servers"):
+        path = ("asterisk", path[2], path[3])
+    return "CALLCYCLE_" + "_".join(p.upper().replace("-", "_") for p in path)
+
+
+def _coerce(raw: str, like: Any, name: str) -> Any:
+    try:
+        if isinstance(like, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+        if isinstance(like, list):
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a valid {type(like).__name__}") from exc
+    return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], path: tuple[str, ...] = ()) -> None:
+    for key, value in data.items():
+        here = (*path, key)
+        if isinstance(value, dict):
+            _apply_env(value, env, here)
+            continue
+        name = _env_name(here)
+        if name in env:
+            data[key] = _coerce(env[name], value, name)
+    if path == ():
+        if "DATABASE_URL" in env and "CALLCYCLE_DATABASE_URL" not in env:
+            data["database"]["url"] = env["DATABASE_URL"]
+        if "REDIS_URL" in env and "CALLCYCLE_REDIS_URL" not in env:
+            data["redis"]["url"] = env["REDIS_URL"]
+
+
+def _typed(cls: type, data: Mapping[str, Any], where: str, **extra: Any) -> Any:
+    """Construct dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise SettingsError(f"[{where}] unknown setting(s): {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = dict(extra)
+    for key, value in data.items():
+        expected = hints[key]
+        kwargs[key] = _check_type(value, expected, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _check_type(value: Any, expected: Any, where: str) -> Any:
+    origin = typing.get_origin(expected)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (str, int, float, bool):
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise SettingsError(f"{where} must be {expected.__name__}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SettingsError(f"{where} must be a list, got {value!r}")
+        (item_type, *_rest) = typing.get_args(expected)
+        return tuple(_check_type(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(expected):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _check_type(value, option, where)
+            except SettingsError:
+                continue
+        raise SettingsError(f"{where} has the wrong type: {value!r}")
+    if origin is dict or origin is Mapping or expected is Any:
+        return value
+    if dataclasses.is_dataclass(expected):
+        if not isinstance(value, Mapping):
+            raise SettingsError(f"[{where}] must be a table")
+        return _typed(expected, value, where)
+    return value
+
+
+def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
+    tokens = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        parts = item.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise SettingsError("CALLCYCLE_API_TOKENS entries must be subject:role:token")
+        subject, role, token = parts
+        if role not in ROLES:
+            raise SettingsError(f"CALLCYCLE_API_TOKENS: unknown role {role!r} (roles: {', '.join(ROLES)})")
+        if len(token) < 16:
+            raise SettingsError(f"CALLCYCLE_API_TOKENS: token of {subject!r} is shorter than 16 characters")
+        tokens.append(ApiToken(subject, role, token))
+    return tuple(tokens)
+
+
+def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    core = {"server", "database", "redis", "asterisk"}
+    sections = _feature_sections()
+    unknown = set(data) - core - set(sections)
+    if unknown:
+        raise SettingsError(f"unknown section(s): {', '.join(sorted(unknown))}")
+    ast = dict(data.get("asterisk", {}))
+    servers_raw = ast.pop("servers", {})
+    default = ast.pop("default", "")
+    if ast:
+        raise SettingsError(f"[asterisk] unknown setting(s): {', '.join(sorted(ast))}")
+    if not servers_raw:
+        raise SettingsError("[asterisk.servers] must name at least one server")
+    servers = {}
+    for name, raw in servers_raw.items():
+        secret = env.get(_env_name(("asterisk", "servers", name, "secret")), "")
+        if not secret and name == default:
+            secret = env.get("CALLCYCLE_AMI_SECRET", "")
+        servers[name] = _typed(AsteriskServer, raw, f"asterisk.servers.{name}", name=name, secret=secret)
+    if default not in servers:
+        raise SettingsError(f"[asterisk] default = {default!r} names no configured server")
+    features = {
+        name: _typed(cls, data.get(name, {}), name) for name, cls in sections.items()
+    }
+    return Settings(
+        server=_typed(ServerSettings, data.get("server", {}), "server"),
+        database=_typed(DatabaseSettings, data.get("database", {}), "database"),
+        redis=_typed(RedisSettings, data.get("redis", {}), "redis"),
+        asterisk=AsteriskSettings(default=default, servers=types.MappingProxyType(servers)),
+        api_tokens=_parse_tokens(env.get("CALLCYCLE_API_TOKENS", "")),
+        features=types.MappingProxyType(features),
+    )
+
+
+def with_changes(settings: Settings, **changes: Any) -> Settings:
+    """A copy with top-level fields replaced (tests and the CLI use it)."""
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,29 @@
+import asyncio
+
+import asyncpg
+import pytest
+
+from callcycle import migrate
+from callcycle.migrate import Migration, MigrationError
+
+
+async def test_two_instances_starting_together_apply_each_migration_once(db_url):
+    extra = [Migration(9001, "probe", "CREATE TABLE probe (id int); INSERT INTO probe VALUES (1);")]
+    conns = [await asyncpg.connect(db_url) for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(migrate.apply(c, migrate.discover() + extra) for c in conns))
+        assert sorted(results, key=len) == [[], [9001]]
+        assert await conns[0].fetchval("SELECT count(*) FROM probe") == 1
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_an_applied_migration_that_changed_stops_start_up(db_url):
+    conn = await asyncpg.connect(db_url)
+    try:
+        edited = [Migration(m.version, m.name, m.sql + "\n-- edited") for m in migrate.discover()]
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate.apply(conn, edited)
+    finally:
+        await conn.close()
