@@ -19,8 +19,12 @@ PHONE_KEYS = frozenset({
     "phone", "phone_number", "number", "msisdn", "e164", "callerid", "callerid_num",
     "caller", "callee", "destination", "to", "from_number", "connectedline_num", "exten",
 })
-# Seven or more digits, optionally with a leading + and separators: a phone number in free text.
-_PHONE_IN_TEXT = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# Identifiers that are digit runs but never phone numbers: left alone.
+_NOT_PHONES = frozenset({"timestamp", "linkedid", "uniqueid", "call_id", "attempt_id", "event_id",
+                         "contact_id", "campaign_id", "id", "version"})
+# 7 to 15 digits, optionally "+" and single spaces between them, not part of a longer
+# token (so "2026-11-23T18:19" and a Uniqueid "1795457995.84" are left alone).
+_PHONE_IN_TEXT = re.compile(r"(?<![\w.:/-])\+?\d(?: ?\d){6,14}(?![\w.:/-])")
 
 
 def mask_phone(value: str) -> str:
@@ -39,7 +43,7 @@ def _mask_text(text: str) -> str:
 def mask_phones(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask phone-like keys, and phone numbers inside any string."""
     for key, value in event.items():
-        if isinstance(value, str):
+        if isinstance(value, str) and key not in _NOT_PHONES:
             event[key] = mask_phone(value) if key in PHONE_KEYS else _mask_text(value)
     return event
 

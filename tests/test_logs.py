@@ -11,3 +11,10 @@ def test_phone_numbers_are_masked_by_key_and_inside_text():
 
 def test_short_values_are_fully_masked():
     assert mask_phone("1234") == "****"
+
+
+def test_timestamps_and_asterisk_ids_are_not_mistaken_for_phone_numbers():
+    event = mask_phones(None, "info", {"timestamp": "2026-11-23T18:19:55.123Z", "event": "x",
+                                        "detail": "call 1795457995.84 at 2026-11-23 18:19:55 from 4155550123"})
+    assert event["timestamp"] == "2026-11-23T18:19:55.123Z"
+    assert event["detail"] == "call 1795457995.84 at 2026-11-23 18:19:55 from 41******23"

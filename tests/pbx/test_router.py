@@ -1,0 +1,118 @@
+"""Routing: every call's events reach its handler in order; tables follow the events."""
+
+from pbx import events as ev
+from pbx.calls import CallState
+from pbx.router import Outage, Resync, Router
+
+
+def chan(event, linkedid, uniqueid, **extra):
+    return {"Event": event, "Channel": f"Local/s@sim-{uniqueid}", "Uniqueid": uniqueid, "Linkedid": linkedid, **extra}
+
+
+def call_events(linkedid: str, digit: str = "1"):
+    a, b = f"{linkedid}", f"{linkedid}.2"
+    return [
+        chan("Newchannel", linkedid, a, ChannelState="0", CallerIDNum="+14155550123", CallerIDName="Zoë"),
+        chan("Newchannel", linkedid, b, ChannelState="0"),
+        chan("Newstate", linkedid, a, ChannelState="6"),
+        chan("VarSet", linkedid, a, Variable="CALLCYCLE_FLOW", Value="screening"),
+        chan("VarSet", linkedid, a, Variable="BRIDGEPEER", Value="ignored"),
+        chan("DTMFEnd", linkedid, a, Digit=digit, Direction="Received", DurationMs="120"),
+        chan("Hangup", linkedid, b, Cause="16"),
+        chan("Hangup", linkedid, a, Cause="16", **{"Cause-txt": "Normal Clearing"}),
+    ]
+
+
+def test_events_of_interleaved_calls_reach_each_calls_handler_in_order():
+    router = Router("main")
+    seen: dict[str, list] = {}
+    router.add_call_factory(lambda call, event: (lambda c, e: seen.setdefault(c.linkedid, []).append(e)))
+    one, two = call_events("100.1", "1"), call_events("200.1", "2")
+    for a, b in zip(one, two):
+        router.feed([a, b])
+    router.drain()
+    for linkedid, digit in (("100.1", "1"), ("200.1", "2")):
+        kinds = [type(e).__name__ for e in seen[linkedid]]
+        assert kinds == ["Newchannel", "Newchannel", "Newstate", "VarSet", "DTMFEnd", "Hangup", "Hangup", "CallEnded"]
+        assert seen[linkedid][4].digit == digit
+        ended = seen[linkedid][-1]
+        assert (ended.reason, ended.cause) == ("hangup", 16)
+    assert len(router.calls) == 0
+    assert router.stats["typed"] == 14 and router.stats["events"] == 16
+
+
+def test_call_state_follows_the_channels_and_a_late_event_does_not_resurrect_a_call():
+    router = Router("main")
+    states = []
+    router.add_listener(lambda call, e: states.append(call.state if call else None))
+    events = call_events("300.1")
+    router.feed(events[:3])
+    router.drain()
+    call = router.calls.get("300.1")
+    assert call.state is CallState.ANSWERED and call.caller.callerid_name == "Zoë"
+    router.feed(events[3:])
+    router.drain()
+    assert states[-1] is CallState.ENDED
+    assert call.variables == {"CALLCYCLE_FLOW": "screening"} and call.digits == ["1"]
+    router.feed([chan("VarSet", "300.1", "300.1", Variable="CALLCYCLE_X", Value="late")])
+    router.drain()
+    assert router.calls.get("300.1") is None
+
+
+def test_a_failing_handler_is_logged_and_does_not_stop_other_calls():
+    router = Router("main")
+    good = []
+
+    def factory(call, event):
+        if call.linkedid == "bad":
+            def boom(c, e):
+                raise RuntimeError("handler bug")
+            return boom
+        return lambda c, e: good.append(e)
+
+    router.add_call_factory(factory)
+    router.feed(call_events("bad") + call_events("good"))
+    router.drain()
+    assert router.stats["handler_errors"] == 8
+    assert len(good) == 8
+
+
+def test_malformed_events_are_counted_and_skipped():
+    router = Router("main")
+    router.feed([{"Event": "Hangup", "Channel": "c", "Uniqueid": "u", "Linkedid": "l"}])
+    router.drain()
+    assert router.stats["malformed"] == 1 and len(router.calls) == 0
+
+
+def test_resync_ends_calls_that_vanished_during_an_outage_but_keeps_live_and_new_ones():
+    router = Router("main")
+    ended = []
+    router.add_listener(lambda call, e: ended.append(e) if isinstance(e, ev.CallEnded) else None)
+    router.feed([chan("Newchannel", "gone", "gone", ChannelState="6"),
+                 chan("Newchannel", "alive", "alive", ChannelState="6")])
+    router.control(Outage("socket closed"))
+    # a call that started after the reconnect, before the snapshot answer came back
+    router.feed([chan("Newchannel", "fresh", "fresh", ChannelState="4")])
+    router.control(Resync(
+        channels=[{"Event": "CoreShowChannel", "Channel": "x", "Uniqueid": "alive", "Linkedid": "alive",
+                   "ChannelState": "6", "BridgeId": ""},
+                  {"Event": "CoreShowChannel", "Channel": "y", "Uniqueid": "other", "Linkedid": "other",
+                   "ChannelState": "6", "BridgeId": "b1"}],
+        queues=[{"Event": "QueueMember", "Queue": "sales", "Location": "Local/agent1@sim-agent", "Status": "1",
+                 "Paused": "0", "InCall": "0"}]))
+    router.drain()
+    assert [e.linkedid for e in ended] == ["gone"]
+    assert ended[0].reason == "vanished_during_ami_outage"
+    assert set(router.calls.calls) == {"alive", "fresh", "other"}
+    assert router.calls.get("other").state is CallState.BRIDGED
+    assert router.queues.queues["sales"].available_agents == 1
+
+
+def test_backpressure_pauses_reading_above_high_water_and_resumes_below_low_water():
+    router = Router("main", high_water=10)
+    calls = []
+    router.pause_reading = calls.append
+    router.feed([chan("Newchannel", str(i), str(i), ChannelState="0") for i in range(11)])
+    assert calls == [True]
+    router.drain()
+    assert calls == [True, False]
