@@ -48,6 +48,16 @@ def mask_phones(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mu
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it), not the one at set-up."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: str = "console", level: str = "info") -> None:
     """Configure structlog and the stdlib root logger (for aiohttp/asyncpg messages)."""
     lvl = logging.getLevelName(level.upper())
@@ -70,7 +80,7 @@ def configure(fmt: str = "console", level: str = "info") -> None:
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
