@@ -41,6 +41,31 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    from lifecycle.config import LifecycleSettings
+    from lifecycle.service import LifecycleService
+
+    lifecycle = app[keys.SETTINGS].feature("lifecycle", LifecycleSettings)
+    app[keys.LIFECYCLE] = LifecycleService(app[keys.DB], app[keys.CLOCK], lifecycle, app[keys.LIFECYCLE_RULES])
+    yield
+
+
+async def _crm_sync_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Webhook delivery workers; on shutdown they finish in-flight POSTs within the grace
+    period, then hand unfinished rows back for the next instance to claim."""
+    from crm_sync.config import CrmSyncSettings
+    from crm_sync.worker import WorkerPool
+
+    s = app[keys.SETTINGS]
+    workers = WorkerPool(app[keys.DB], app[keys.DB_URL], s.feature("crm_sync", CrmSyncSettings), app[keys.CLOCK])
+    app[keys.WEBHOOK_WORKERS] = workers
+    workers.start()
+    try:
+        yield
+    finally:
+        await workers.stop(s.server.shutdown_grace)
+
+
 async def _pbx_ctx(app: web.Application) -> AsyncIterator[None]:
     from pbx.service import Pbx
 
@@ -62,7 +87,29 @@ def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool =
     app[keys.CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_crm_sync_ctx)
+    app.cleanup_ctx.append(_lifecycle_ctx)
     if with_pbx:
         app.cleanup_ctx.append(_pbx_ctx)
     app.add_routes(health.routes())
+    _add_crm_sync(app)
+    _add_lifecycle(app, settings)
     return app
+
+
+def _add_lifecycle(app: web.Application, settings: Settings) -> None:
+    from crm_sync import inbound
+    from lifecycle import api
+    from lifecycle.config import LifecycleSettings
+    from lifecycle.rules import load_rules
+
+    # Read while the app is built, so a bad config/lifecycle.toml stops start-up at once.
+    app[keys.LIFECYCLE_RULES] = load_rules(settings.feature("lifecycle", LifecycleSettings).rules_file)
+    app.add_routes(api.routes())
+    app.add_routes(inbound.routes())
+
+
+def _add_crm_sync(app: web.Application) -> None:
+    from crm_sync import api as webhooks_api
+
+    app.add_routes(webhooks_api.routes())

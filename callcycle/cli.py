@@ -58,13 +58,30 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from lifecycle.cli import run_import_file
+
+    return run_import_file(_load(args), args.file, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcycle", description=__doc__)
     parser.add_argument("--config", help="settings file (default: $CALLCYCLE_CONFIG or ./config/callcycle.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the server").set_defaults(func=_serve)
     sub.add_parser("migrate", help="apply database migrations and exit").set_defaults(func=_migrate)
+    imp = sub.add_parser("import", help="bulk import leads from a CSV or JSON file")
+    imp.add_argument("file", help="a .csv file (header line first) or a .json array of objects")
+    imp.add_argument("--json", action="store_true", help="print the full report as JSON")
+    imp.set_defaults(func=_import)
+    _add_webhooks(sub)
     return parser
+
+
+def _add_webhooks(sub: argparse._SubParsersAction) -> None:
+    from crm_sync import cli as webhooks_cli
+
+    webhooks_cli.register(sub, _load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

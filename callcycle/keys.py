@@ -12,6 +12,9 @@ from callcycle.clock import Clock
 from callcycle.settings import Settings
 
 if TYPE_CHECKING:
+    from crm_sync.worker import WorkerPool
+    from lifecycle.models import Rules
+    from lifecycle.service import LifecycleService
     from pbx.service import Pbx
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -20,3 +23,6 @@ DB = web.AppKey("db", asyncpg.Pool)
 DB_URL = web.AppKey("db_url", str)
 REDIS = web.AppKey("redis", aioredis.Redis)
 PBX = web.AppKey("pbx", "Pbx")
+LIFECYCLE = web.AppKey("lifecycle", "LifecycleService")
+LIFECYCLE_RULES = web.AppKey("lifecycle_rules", "Rules")
+WEBHOOK_WORKERS = web.AppKey("webhook_workers", "WorkerPool")

@@ -95,6 +95,9 @@ class Settings:
     redis: RedisSettings
     asterisk: AsteriskSettings
     api_tokens: tuple[ApiToken, ...] = ()
+    # Standard Webhooks secrets (whsec_...) the CRM signs inbound events with; several
+    # during a rotation. From CALLCYCLE_CRM_INBOUND_SECRETS only (space or comma separated).
+    crm_inbound_secrets: tuple[str, ...] = field(default=(), repr=False)
     # Typed sections owned by feature packages, by section name.
     features: Mapping[str, Any] = field(default_factory=dict)
 
@@ -109,7 +112,10 @@ class Settings:
 def _feature_sections() -> dict[str, type]:
     """Sections owned by feature packages: ``[name]`` -> that package's frozen dataclass.
     Each lives in ``<package>/config.py``, a module that imports nothing of ours."""
-    return {}
+    from crm_sync.config import CrmSyncSettings
+    from lifecycle.config import LifecycleSettings
+
+    return {"lifecycle": LifecycleSettings, "crm_sync": CrmSyncSettings}
 
 
 def load(
@@ -246,6 +252,20 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
     return value
 
 
+def _feature_env(section: str, cls: type, data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``CALLCYCLE_<SECTION>_<FIELD>`` for every field of a feature section's dataclass,
+    including fields that no TOML file mentions."""
+    for f in dataclasses.fields(cls):
+        name = _env_name((section, f.name))
+        if name not in env:
+            continue
+        like = data.get(f.name, f.default if f.default is not dataclasses.MISSING else "")
+        if like is None or isinstance(like, tuple):
+            like = [] if isinstance(like, tuple) else ""
+        data[f.name] = _coerce(env[name], like, name)
+    return data
+
+
 def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
     tokens = []
     for item in (part.strip() for part in raw.split(",")):
@@ -261,6 +281,14 @@ def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
             raise SettingsError(f"CALLCYCLE_API_TOKENS: token of {subject!r} is shorter than 16 characters")
         tokens.append(ApiToken(subject, role, token))
     return tuple(tokens)
+
+
+def _parse_webhook_secrets(raw: str) -> tuple[str, ...]:
+    secrets_ = tuple(s for s in raw.replace(",", " ").split() if s)
+    for i, secret in enumerate(secrets_):
+        if not secret.startswith("whsec_"):
+            raise SettingsError(f"CALLCYCLE_CRM_INBOUND_SECRETS: secret {i + 1} does not start with 'whsec_'")
+    return secrets_
 
 
 def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
@@ -285,7 +313,8 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     if default not in servers:
         raise SettingsError(f"[asterisk] default = {default!r} names no configured server")
     features = {
-        name: _typed(cls, data.get(name, {}), name) for name, cls in sections.items()
+        name: _typed(cls, _feature_env(name, cls, dict(data.get(name, {})), env), name)
+        for name, cls in sections.items()
     }
     return Settings(
         server=_typed(ServerSettings, data.get("server", {}), "server"),
@@ -293,6 +322,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         redis=_typed(RedisSettings, data.get("redis", {}), "redis"),
         asterisk=AsteriskSettings(default=default, servers=types.MappingProxyType(servers)),
         api_tokens=_parse_tokens(env.get("CALLCYCLE_API_TOKENS", "")),
+        crm_inbound_secrets=_parse_webhook_secrets(env.get("CALLCYCLE_CRM_INBOUND_SECRETS", "")),
         features=types.MappingProxyType(features),
     )
 

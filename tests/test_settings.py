@@ -73,3 +73,10 @@ def test_settings_are_frozen(tmp_path):
     s = settings_mod.load(write(tmp_path, ""), {})
     with pytest.raises(AttributeError):
         s.server.port = 1  # type: ignore[misc]
+
+
+def test_feature_sections_take_environment_overrides_for_keys_no_file_mentions(tmp_path):
+    s = settings_mod.load(write(tmp_path, ""), {"CALLCYCLE_LIFECYCLE_HOT_THRESHOLD": "85"})
+    from lifecycle.config import LifecycleSettings
+
+    assert s.feature("lifecycle", LifecycleSettings).hot_threshold == 85

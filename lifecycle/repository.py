@@ -1,0 +1,228 @@
+"""SQL of the lifecycle records. Functions take the connection of the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from lifecycle.models import CallOutcome, Contact, NewContact, Stage, Task, TaskPlan, TaskState
+
+_CONTACT = """SELECT c.*, COALESCE((SELECT array_agg(p.phone ORDER BY p.position, p.phone)
+                 FROM contact_phones p WHERE p.contact_id = c.id), '{}') AS phones
+              FROM contacts c"""
+# Columns the API may change directly (stage, score, tags, claims go through the service).
+UPDATABLE = ("external_id", "name", "country", "time_zones", "attributes", "consent", "renewal_date")
+
+
+def to_contact(r: asyncpg.Record) -> Contact:
+    return Contact(
+        id=r["id"], external_id=r["external_id"], name=r["name"], phones=tuple(r["phones"]),
+        country=r["country"], time_zones=tuple(r["time_zones"]), attributes=r["attributes"],
+        stage=Stage(r["stage"]), score=r["score"], tags=tuple(r["tags"]), owner_agent=r["owner_agent"],
+        claimed_at=r["claimed_at"], consent=r["consent"], do_not_call=r["do_not_call"],
+        renewal_date=r["renewal_date"], created_at=r["created_at"], updated_at=r["updated_at"])
+
+
+def to_task(r: asyncpg.Record) -> Task:
+    return Task(r["id"], r["contact_id"], r["kind"], r["not_before"], r["due_at"], r["reason"], r["rule"],
+                TaskState(r["state"]), r["created_at"], r["closed_at"])
+
+
+async def get_contact(conn: asyncpg.Connection, contact_id: int, *, lock: bool = False) -> Contact | None:
+    if lock:  # serialise concurrent changes to one contact (a call outcome and a CRM event)
+        await conn.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
+    row = await conn.fetchrow(f"{_CONTACT} WHERE c.id = $1", contact_id)
+    return to_contact(row) if row else None
+
+
+async def id_by_phone(conn: asyncpg.Connection, e164: str) -> int | None:
+    return await conn.fetchval("SELECT contact_id FROM contact_phones WHERE phone = $1", e164)
+
+
+async def id_by_external_id(conn: asyncpg.Connection, external_id: str) -> int | None:
+    return await conn.fetchval("SELECT id FROM contacts WHERE external_id = $1", external_id)
+
+
+async def owners_of(conn: asyncpg.Connection, phones: Sequence[str]) -> dict[str, int]:
+    rows = await conn.fetch("SELECT phone, contact_id FROM contact_phones WHERE phone = ANY($1)", list(phones))
+    return {r["phone"]: r["contact_id"] for r in rows}
+
+
+async def insert_contact(conn: asyncpg.Connection, new: NewContact, stage: Stage, dnc: bool,
+                         now: datetime) -> int:
+    contact_id = await conn.fetchval(
+        """INSERT INTO contacts (external_id, name, country, time_zones, attributes, stage, tags, consent,
+                                 do_not_call, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id""",
+        new.external_id, new.name, new.country, list(new.time_zones), dict(new.attributes), str(stage),
+        list(new.tags), new.consent, dnc, now)
+    await set_phones(conn, contact_id, new.phones)
+    return contact_id
+
+
+async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence[str]) -> None:
+    await conn.execute("DELETE FROM contact_phones WHERE contact_id = $1", contact_id)
+    await conn.executemany("INSERT INTO contact_phones (phone, contact_id, position) VALUES ($1, $2, $3)",
+                           [(p, contact_id, i) for i, p in enumerate(phones)])
+
+
+async def update_fields(conn: asyncpg.Connection, contact_id: int, fields: dict[str, Any], now: datetime) -> None:
+    """Set columns by name; names come from code (UPDATABLE and the service), never from input."""
+    names = list(fields)
+    assigns = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
+    await conn.execute(f"UPDATE contacts SET {assigns}, updated_at = ${len(names) + 2} WHERE id = $1",
+                       contact_id, *fields.values(), now)
+
+
+async def delete_contact(conn: asyncpg.Connection, contact_id: int) -> None:
+    await conn.execute("DELETE FROM contacts WHERE id = $1", contact_id)
+
+
+async def add_history(conn: asyncpg.Connection, contact_id: int, from_stage: Stage | None, to_stage: Stage,
+                      reason: str, cause: str, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, cause, at) VALUES ($1,$2,$3,$4,$5,$6)",
+        contact_id, from_stage and str(from_stage), str(to_stage), reason, cause, now)
+
+
+async def history(conn: asyncpg.Connection, contact_id: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT from_stage, to_stage, reason, cause, at FROM stage_history "
+                            "WHERE contact_id = $1 ORDER BY at, id", contact_id)
+    return [dict(r) for r in rows]
+
+
+async def insert_call(conn: asyncpg.Connection, o: CallOutcome, stage: Stage) -> int:
+    return await conn.fetchval(
+        """INSERT INTO calls (contact_id, stage, direction, campaign_id, attempt_id, disposition, intent, digits,
+                              ivr_path, satisfaction, talk_seconds, ring_seconds, agent, started_at, ended_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING id""",
+        o.contact_id, str(stage), str(o.direction), o.campaign_id, o.attempt_id, o.disposition, o.intent,
+        o.digits, list(o.ivr_path), o.satisfaction, o.talk_seconds, o.ring_seconds, o.agent,
+        o.started_at, o.ended_at)
+
+
+async def insert_task(conn: asyncpg.Connection, contact_id: int, p: TaskPlan, now: datetime) -> Task | None:
+    """The new task, or None when the same cadence already planned it for that moment."""
+    row = await conn.fetchrow(
+        """INSERT INTO tasks (contact_id, kind, not_before, due_at, reason, rule, created_at)
+           VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (contact_id, rule, due_at) DO NOTHING RETURNING *""",
+        contact_id, p.kind, p.not_before, p.due_at, p.reason, p.rule, now)
+    return to_task(row) if row else None
+
+
+async def has_tasks(conn: asyncpg.Connection, contact_id: int, rule: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE contact_id = $1 AND rule = $2)",
+                               contact_id, rule)
+
+
+async def get_task(conn: asyncpg.Connection, task_id: int, *, lock: bool = False) -> Task | None:
+    row = await conn.fetchrow(f"SELECT * FROM tasks WHERE id = $1{' FOR UPDATE' if lock else ''}", task_id)
+    return to_task(row) if row else None
+
+
+async def close_tasks(conn: asyncpg.Connection, contact_id: int, rules: Sequence[str], state: TaskState,
+                      now: datetime) -> list[Task]:
+    rows = await conn.fetch(
+        """UPDATE tasks SET state = $3, closed_at = $4
+           WHERE contact_id = $1 AND rule = ANY($2) AND state = 'open' RETURNING *""",
+        contact_id, list(rules), str(state), now)
+    return [to_task(r) for r in rows]
+
+
+async def close_task(conn: asyncpg.Connection, task_id: int, state: TaskState, now: datetime) -> Task:
+    row = await conn.fetchrow("UPDATE tasks SET state = $2, closed_at = $3 WHERE id = $1 RETURNING *",
+                              task_id, str(state), now)
+    return to_task(row)
+
+
+async def list_tasks(conn: asyncpg.Connection, *, now: datetime | None, kind: str | None, state: str | None,
+                     contact_id: int | None, limit: int, lock: bool = False) -> list[Task]:
+    """Tasks, earliest due first. With ``now``: open tasks workable at ``now`` (not_before <= now)."""
+    rows = await conn.fetch(
+        f"""SELECT * FROM tasks
+            WHERE ($1::timestamptz IS NULL OR (state = 'open' AND not_before <= $1))
+              AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR state = $3)
+              AND ($4::bigint IS NULL OR contact_id = $4)
+            ORDER BY due_at, id LIMIT $5{' FOR UPDATE SKIP LOCKED' if lock else ''}""",
+        now, kind, state, contact_id, limit)
+    return [to_task(r) for r in rows]
+
+
+async def mark_due_emitted(conn: asyncpg.Connection, task_ids: Sequence[int]) -> None:
+    await conn.execute("UPDATE tasks SET due_emitted = true WHERE id = ANY($1)", list(task_ids))
+
+
+async def unemitted_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Task]:
+    rows = await conn.fetch(
+        """SELECT * FROM tasks WHERE state = 'open' AND NOT due_emitted AND not_before <= $1
+           ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
+    return [to_task(r) for r in rows]
+
+
+async def stale_claims(conn: asyncpg.Connection, older_than: datetime, limit: int = 500) -> list[int]:
+    """Claimed contacts not touched since a claim made before ``older_than``."""
+    return [r["id"] for r in await conn.fetch(
+        """SELECT id FROM contacts WHERE owner_agent IS NOT NULL AND claimed_at < $1
+             AND (last_touch_at IS NULL OR last_touch_at < claimed_at)
+           ORDER BY claimed_at LIMIT $2 FOR UPDATE SKIP LOCKED""", older_than, limit)]
+
+
+async def search(conn: asyncpg.Connection, *, phone: str | None, stage: str | None, tag: str | None,
+                 min_score: int | None, max_score: int | None, limit: int, offset: int) -> list[Contact]:
+    rows = await conn.fetch(
+        f"""{_CONTACT}
+            WHERE ($1::text IS NULL OR c.id = (SELECT contact_id FROM contact_phones WHERE phone = $1))
+              AND ($2::text IS NULL OR c.stage = $2) AND ($3::text IS NULL OR c.tags @> ARRAY[$3])
+              AND ($4::int IS NULL OR c.score >= $4) AND ($5::int IS NULL OR c.score <= $5)
+            ORDER BY c.score DESC, c.id LIMIT $6 OFFSET $7""",
+        phone, stage, tag, min_score, max_score, limit, offset)
+    return [to_contact(r) for r in rows]
+
+
+async def is_dnc(conn: asyncpg.Connection, e164: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM dnc_numbers WHERE phone = $1)", e164)
+
+
+async def add_dnc(conn: asyncpg.Connection, e164: str, source: str, now: datetime) -> bool:
+    """True when the number is new on the list."""
+    status = await conn.execute("INSERT INTO dnc_numbers (phone, source, added_at) VALUES ($1, $2, $3) "
+                                "ON CONFLICT (phone) DO NOTHING", e164, source, now)
+    return status.endswith(" 1")
+
+
+async def insert_purchase(conn: asyncpg.Connection, contact_id: int, ref: str | None, amount: Any,
+                          at: datetime, renewal: Any) -> None:
+    await conn.execute("INSERT INTO purchases (contact_id, external_ref, amount, purchased_at, renewal_date) "
+                       "VALUES ($1, $2, $3, $4, $5)", contact_id, ref, amount, at, renewal)
+
+
+async def open_complaint(conn: asyncpg.Connection, contact_id: int, ref: str | None, now: datetime) -> None:
+    await conn.execute("INSERT INTO complaints (contact_id, external_ref, opened_at) VALUES ($1, $2, $3)",
+                       contact_id, ref, now)
+
+
+async def resolve_complaints(conn: asyncpg.Connection, contact_id: int, ref: str | None, now: datetime) -> int:
+    """Resolve the named complaint (or all open ones); return how many remain open."""
+    await conn.execute("UPDATE complaints SET resolved_at = $3 WHERE contact_id = $1 AND resolved_at IS NULL "
+                       "AND ($2::text IS NULL OR external_ref = $2)", contact_id, ref, now)
+    return await open_complaints(conn, contact_id)
+
+
+async def open_complaints(conn: asyncpg.Connection, contact_id: int) -> int:
+    return await conn.fetchval("SELECT count(*) FROM complaints WHERE contact_id = $1 AND resolved_at IS NULL",
+                               contact_id)
+
+
+async def remember_inbound(conn: asyncpg.Connection, webhook_id: str, event_type: str, now: datetime) -> bool:
+    """False when this webhook-id was processed before (the CRM retried)."""
+    status = await conn.execute("INSERT INTO crm_inbound_events (webhook_id, event_type, received_at) "
+                                "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", webhook_id, event_type, now)
+    return status.endswith(" 1")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

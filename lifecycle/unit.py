@@ -1,0 +1,140 @@
+"""Changes to one contact inside one transaction. Every change that the CRM must hear
+about writes its outbox row on the same connection, so event and change commit together.
+
+The service opens the transaction, builds a :class:`ContactUnit` and composes its steps;
+a stage rule, a score change or a cadence that a step triggers follows in the same unit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from crm_sync import outbox
+from lifecycle import cadence, repository as repo, scoring
+from lifecycle.config import LifecycleSettings
+from lifecycle.errors import NoSuchContact, TransitionRefused
+from lifecycle.machine import Refused, StageMachine
+from lifecycle.models import Contact, Rules, Stage, Task, TaskState
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every unit needs: the rules, the settings, the machine and the current time."""
+
+    rules: Rules
+    settings: LifecycleSettings
+    machine: StageMachine
+    now: datetime
+
+
+class ContactUnit:
+    def __init__(self, conn: asyncpg.Connection, ctx: Context, contact: Contact) -> None:
+        self.conn, self.ctx, self.contact = conn, ctx, contact
+
+    @classmethod
+    async def load(cls, conn: asyncpg.Connection, ctx: Context, contact_id: int) -> ContactUnit:
+        contact = await repo.get_contact(conn, contact_id, lock=True)
+        if contact is None:
+            raise NoSuchContact(contact_id)
+        return cls(conn, ctx, contact)
+
+    async def emit(self, event_type: str, **data: Any) -> None:
+        await outbox.enqueue(self.conn, event_type, {"contact": self.contact.ref(), **data},
+                             ordering_key=f"contact:{self.contact.id}", occurred_at=self.ctx.now)
+
+    async def update(self, **fields: Any) -> None:
+        await repo.update_fields(self.conn, self.contact.id, fields, self.ctx.now)
+        known = {f.name for f in dataclasses.fields(Contact)}
+        mirrored = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known}
+        self.contact = dataclasses.replace(self.contact, **mirrored, updated_at=self.ctx.now)
+
+    async def tag(self, add: list[str], remove: list[str], source: str, *, rescore: bool = True) -> list[str]:
+        """Add and remove tags; added tags score, may fire stage rules and risk signals."""
+        current = list(self.contact.tags)
+        added = [t for t in dict.fromkeys(add) if t not in current]
+        removed = [t for t in dict.fromkeys(remove) if t in current and t not in added]
+        if not added and not removed:
+            return []
+        await self.update(tags=[t for t in current if t not in removed] + added)
+        await self.emit("contact.tagged", added=added, removed=removed, source=source)
+        if rescore:
+            await self.rescore([f"tag:{t}" for t in added], f"tagged by {source}")
+        for t in added:
+            await self.fire(f"tag:{t}", source)
+        if set(added) & self.ctx.rules.intent.risk_tags:
+            await self.risk_signal(source)
+        return added
+
+    async def rescore(self, signals: list[str], reason: str) -> None:
+        c, rules = self.contact, self.ctx.rules.scoring
+        since = await self.conn.fetchval("SELECT score_at FROM contacts WHERE id = $1", c.id)
+        new = scoring.rescore(c.score, since, self.ctx.now, signals, rules)
+        await self.conn.execute("UPDATE contacts SET score_at = $2 WHERE id = $1", c.id, self.ctx.now)
+        if new == c.score:
+            return
+        old = c.score
+        await self.update(score=new)
+        s = self.ctx.settings
+        await self.emit("contact.score_changed", old_score=old, new_score=new, reason=reason,
+                        band=str(scoring.band(new, s.hot_threshold, s.nurture_threshold)))
+
+    async def move(self, to: str, reason: str, cause: str, trigger: str = "manual") -> None:
+        """Change stage through the machine; refused moves raise TransitionRefused."""
+        try:
+            move = self.ctx.machine.move(self.contact.stage, to, trigger)
+        except Refused as exc:
+            raise TransitionRefused(str(exc.from_stage), exc.to_stage, exc.reason) from None
+        await self._apply(move.to_stage, reason or move.rule.why, cause)
+
+    async def fire(self, trigger: str, cause: str) -> bool:
+        """Apply the stage rule ``trigger`` fires from the current stage, if one does."""
+        move = self.ctx.machine.fire(self.contact.stage, trigger)
+        if move is None:
+            return False
+        await self._apply(move.to_stage, move.rule.why or move.rule.name, f"rule:{move.rule.name}")
+        return True
+
+    async def _apply(self, to: Stage, reason: str, cause: str) -> None:
+        old = self.contact.stage
+        await self.update(stage=to)
+        await repo.add_history(self.conn, self.contact.id, old, to, reason, cause, self.ctx.now)
+        await self.emit("contact.stage_changed", from_stage=str(old), to_stage=str(to), reason=reason, cause=cause)
+
+    async def risk_signal(self, cause: str) -> None:
+        await self.fire("risk_signal", cause)
+        await self.schedule("risk_signal")
+
+    async def schedule(self, signal: str, renewal_date: date | None = None) -> list[Task]:
+        """Create the tasks of every cadence listening to ``signal`` (once per moment)."""
+        created = []
+        for plan in cadence.plan(self.ctx.rules.cadences, signal, self.ctx.now, renewal_date):
+            task = await repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
+            if task is not None:
+                created.append(task)
+                await self.emit("task.created", task=task.to_event())
+        return created
+
+    async def close(self, rules: list[str], state: TaskState) -> None:
+        if not rules:
+            return
+        for task in await repo.close_tasks(self.conn, self.contact.id, rules, state, self.ctx.now):
+            if state == TaskState.DONE:
+                await self.emit("task.completed", task=task.to_event())
+
+    async def complete(self, task: Task) -> Task:
+        """Mark a task done; a repeating cadence whose reason persists plans the next round."""
+        done = await repo.close_task(self.conn, task.id, TaskState.DONE, self.ctx.now)
+        await self.emit("task.completed", task=done.to_event())
+        for c in self.ctx.rules.cadences:
+            # Repeating cadences run "until complaint_resolved": go on while one is open.
+            if c.name == task.rule and c.repeat and await repo.open_complaints(self.conn, self.contact.id):
+                for plan in cadence.repeat(c, self.ctx.now):
+                    new = await repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
+                    if new is not None:
+                        await self.emit("task.created", task=new.to_event())
+        return done
