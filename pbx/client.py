@@ -26,6 +26,9 @@ from pbx.router import Outage, Resync, Router
 
 log = get_logger(__name__)
 _NEVER = 10**9  # seconds: panoramisk's own pinger must not fire
+# Actions whose reply panoramisk must read to know whether events follow: an async
+# Originate (then OriginateResponse) or AGI (then AsyncAGIExec), but not their errors.
+_GUESS_LIST = frozenset({"originate", "agi"})
 
 
 class _Manager(Manager):
@@ -227,9 +230,13 @@ class AmiClient:
 
     async def send(self, action: dict[str, Any], *, timeout: float = 10.0, as_list: bool | None = None) -> Any:
         """Send an action once (never re-sent after a reconnect) and return its response
-        (a list for event lists). Raises ActionFailed on ``Response: Error``."""
+        (a list for event lists, ``as_list=True``). Raises ActionFailed on ``Response: Error``."""
         if not self._connected.is_set():
             raise AmiNotConnected(f"AMI {self.server.name} is not connected")
+        if as_list is None and str(action.get("Action", "")).lower() not in _GUESS_LIST:
+            # panoramisk guesses "more responses follow" from the reply's wording: "...successfully
+            # queued" (PlayDTMF) or "Added ... to queue" (QueueAdd) would leave us waiting forever.
+            as_list = False
         resp = await self._send_raw(action, timeout=timeout, as_list=as_list)
         first = resp[0] if isinstance(resp, list) else resp
         if first.get("Response") == "Error":

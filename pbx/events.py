@@ -207,6 +207,21 @@ class QueueMemberStatus(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class QueueMemberAdded(ServerEvent):
+    queue: str
+    interface: str
+    member_name: str
+    status: int
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberRemoved(ServerEvent):
+    queue: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueueMemberPause(ServerEvent):
     queue: str
     interface: str
@@ -316,6 +331,9 @@ _SERVER_SPECS: dict[str, tuple[type, tuple[tuple[str, Callable[[str], Any] | Non
                                               ("MemberName", None, ""), ("Status", int, 0), ("Paused", _yes, False),
                                               ("InCall", _yes, False), ("CallsTaken", int, 0),
                                               ("PausedReason", None, ""))),
+    "QueueMemberAdded": (QueueMemberAdded, (("Queue", None, _REQUIRED), ("Interface", None, _REQUIRED),
+                                            ("MemberName", None, ""), ("Status", int, 0), ("Paused", _yes, False))),
+    "QueueMemberRemoved": (QueueMemberRemoved, (("Queue", None, _REQUIRED), ("Interface", None, _REQUIRED))),
     "QueueMemberPause": (QueueMemberPause, (("Queue", None, _REQUIRED), ("Interface", None, _REQUIRED),
                                             ("Paused", _yes, False), ("PausedReason", None, ""))),
     "OriginateResponse": (OriginateResponse, (("ActionID", None, _REQUIRED), ("Response", None, _REQUIRED),

@@ -109,9 +109,19 @@ class FastAMIProtocol(AMIProtocol):
         if message.id is None or (message.id not in self.responses
                                   and message.action_id not in self.responses):
             return  # a response to an action we already gave up on
-        self.handle_message(message)
+        try:
+            self.handle_message(message)
+        except Exception as exc:
+            # An exception here would escape data_received and close the connection.
+            self._fail(message.id, exc)
+            return
         if headers.get("Event") == "AsyncAGIExec":
             self._complete(message.id)
+
+    def _fail(self, key: str, exc: Exception) -> None:
+        action = self.responses.pop(key, None)
+        if action is not None and not action.future.done():
+            action.future.set_exception(exc)
 
     def _complete(self, key: str) -> None:
         """panoramisk 1.4 waits for a ``SubEvent: Exec`` that Asterisk 12+ no longer sends:

@@ -74,6 +74,11 @@ class QueueTable:
             m = self._member(event.queue, event.interface)
             m.name, m.status, m.paused = event.member_name, event.status, event.paused
             m.in_call, m.calls_taken, m.paused_reason = event.in_call, event.calls_taken, event.paused_reason
+        elif isinstance(event, ev.QueueMemberAdded):
+            m = self._member(event.queue, event.interface)
+            m.name, m.status, m.paused = event.member_name, event.status, event.paused
+        elif isinstance(event, ev.QueueMemberRemoved):
+            self.queue(event.queue).members.pop(event.interface, None)
         elif isinstance(event, ev.QueueMemberPause):
             m = self._member(event.queue, event.interface)
             m.paused, m.paused_reason = event.paused, event.reason

@@ -116,3 +116,14 @@ def test_backpressure_pauses_reading_above_high_water_and_resumes_below_low_wate
     assert calls == [True]
     router.drain()
     assert calls == [True, False]
+
+
+def test_queue_members_added_and_removed_at_runtime_follow_the_events():
+    router = Router("main")
+    router.feed([{"Event": "QueueMemberAdded", "Queue": "sales", "Interface": "Local/agent9@sim-agent",
+                  "MemberName": "agent9", "Status": "1", "Paused": "0"}])
+    router.drain()
+    assert router.queues.queues["sales"].available_agents == 1
+    router.feed([{"Event": "QueueMemberRemoved", "Queue": "sales", "Interface": "Local/agent9@sim-agent"}])
+    router.drain()
+    assert router.queues.queues["sales"].members == {}

@@ -153,3 +153,15 @@ async def test_asterisk_restarted_the_server_recovers_by_itself(make_pbx):
     _attempt, agi = await start_call(pbx, log)
     await pbx.default.actions.hangup(agi.channel)
     await eventually(lambda: log.find(ev.CallEnded, linkedid=agi.linkedid))
+
+
+async def test_replies_worded_like_lists_do_not_hang_or_drop_the_connection(make_pbx):
+    """QueueAdd answers "Added interface to queue"; panoramisk alone takes that for the start of
+    an event list and waits forever."""
+    pbx = await make_pbx()
+    iface = f"Local/agent{uuid.uuid4().int % 1000 + 100}@sim-agent"
+    await pbx.default.client.send({"Action": "QueueAdd", "Queue": "support", "Interface": iface}, timeout=5)
+    await eventually(lambda: iface in pbx.default.router.queues.queue("support").members)
+    await pbx.default.client.send({"Action": "QueueRemove", "Queue": "support", "Interface": iface}, timeout=5)
+    await eventually(lambda: iface not in pbx.default.router.queues.queue("support").members)
+    assert pbx.default.client.stats["disconnects"] == 0
