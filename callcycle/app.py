@@ -91,9 +91,11 @@ def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool =
     app.cleanup_ctx.append(_lifecycle_ctx)
     if with_pbx:
         app.cleanup_ctx.append(_pbx_ctx)
+    _add_monitor(app)
     app.add_routes(health.routes())
     _add_crm_sync(app)
     _add_lifecycle(app, settings)
+    _add_ivr(app)
     return app
 
 
@@ -113,3 +115,26 @@ def _add_crm_sync(app: web.Application) -> None:
     from crm_sync import api as webhooks_api
 
     app.add_routes(webhooks_api.routes())
+
+
+def _add_monitor(app: web.Application) -> None:
+    """The supervisor console: after pbx (it listens to its routers; without pbx it only
+    serves what other instances publish)."""
+    from monitor import api as monitor_api
+    from monitor.plugin import monitor_ctx
+
+    app.cleanup_ctx.append(monitor_ctx)
+    app.add_routes(monitor_api.routes())
+
+
+def _add_ivr(app: web.Application) -> None:
+    """IVR flows: read and checked while the app is built, so an invalid flow stops start-up
+    (file, line, reason) before anything starts; the context comes after the lifecycle and
+    pbx ones (it records through one and claims calls on the other)."""
+    from ivr import api as ivr_api
+    from ivr.plugin import ivr_ctx, load
+
+    load(app)
+    app.cleanup_ctx.append(ivr_ctx)
+    app.add_routes(ivr_api.routes())
+

@@ -75,7 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--json", action="store_true", help="print the full report as JSON")
     imp.set_defaults(func=_import)
     _add_webhooks(sub)
+    _add_flows(sub)
+    _add_simulate(sub)
     return parser
+
+
+def _add_flows(sub: argparse._SubParsersAction) -> None:
+    from ivr import cli as flows_cli
+
+    flows_cli.register(sub, _load)
+
+
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    from dialer import sim_cli
+
+    sim_cli.register(sub)
 
 
 def _add_webhooks(sub: argparse._SubParsersAction) -> None:

@@ -13,8 +13,10 @@ from callcycle.settings import Settings
 
 if TYPE_CHECKING:
     from crm_sync.worker import WorkerPool
+    from ivr.service import IvrService
     from lifecycle.models import Rules
     from lifecycle.service import LifecycleService
+    from monitor.service import Monitor
     from pbx.service import Pbx
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,3 +28,5 @@ PBX = web.AppKey("pbx", "Pbx")
 LIFECYCLE = web.AppKey("lifecycle", "LifecycleService")
 LIFECYCLE_RULES = web.AppKey("lifecycle_rules", "Rules")
 WEBHOOK_WORKERS = web.AppKey("webhook_workers", "WorkerPool")
+MONITOR = web.AppKey("monitor", "Monitor")
+IVR = web.AppKey("ivr", "IvrService")

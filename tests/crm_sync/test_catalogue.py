@@ -33,6 +33,8 @@ SAMPLES = {
     "contact.dnc_added": {"contact": None, "phone": "+14155550123"},
     "ivr.intent_tagged": {"contact": contact(1), "call_id": "1700000000.42", "flow": "screening",
                           "node": "menu", "intent": "high_intent", "digits": "1"},
+    "ivr.custom_event": {"contact": contact(1), "call_id": 42, "flow": "churn_recall", "node": "reason_price",
+                         "name": "churn_reason", "data": {"reason": "price"}},
     "campaign.started": CAMPAIGN, "campaign.paused": CAMPAIGN, "campaign.resumed": CAMPAIGN,
     "campaign.finished": {**CAMPAIGN, "by": None},
     "webhook.exhausted": {"event_id": "6f1c2a57-8f0e-4a39-9a55-0d1f6a1c9b11", "event_type": "task.due",

@@ -1,0 +1,240 @@
+"""Live-feed fan-out: latency from an AMI event's arrival to each console receiving its delta.
+
+The server (the real app, embedded PostgreSQL and Redis, connected to the sandbox Asterisk)
+runs in this process; the feed clients run in a second process (WebSockets, one asyncio
+loop), so client-side work does not slow the server down. Every call delta carries ``at``,
+stamped by the monitor's router listener when the AMI event arrived; each client records
+``received - at`` for the deltas of the benchmark's own calls (the sandbox is shared).
+
+Two rounds, same load (``--calls`` concurrent sandbox calls: Local/s@sim-customer answering
+after 1 s, talking ``--talk`` s, the other half in Wait()): first one client (the baseline),
+then ``--clients`` clients. Prints p50/p90/p99/max of each.
+
+    eval "$(scripts/asterisk-sandbox env)"
+    .venv/bin/python bench/monitor_fanout.py [--clients 200] [--calls 100] [--talk 6] [--client-processes 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-supervisor-token-0123456789"
+PREFIX = "benchfan-"
+# Deltas caused by an AMI event (calls, agents, queues) end with "at": <number>; the others
+# (reconcile ticks, campaigns) with "at": null. A linear scan, no JSON parsing.
+_AT = re.compile(rb'"at":([0-9.]+)\}')
+
+
+# -- the client process ----------------------------------------------------------------------
+# 200 clients share one process and one core here, so each is as cheap as a client can be:
+# a raw asyncio Protocol that does the WebSocket handshake, splits server frames (never
+# masked), answers pings, and finds the "at" stamps with a regex on the bytes. The receive
+# time is taken when the bytes reach the process, before any of that work.
+
+class FeedClient(asyncio.Protocol):
+    def __init__(self, path: str, host: str, on_ready) -> None:
+        self.path, self.host, self.on_ready = path, host, on_ready
+        self.buf = bytearray()
+        self.upgraded = False
+        self.snapshot_seen = False
+        self.latencies: list[float] = []
+        self.frames = 0
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self.buf += data
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            assert self.buf.startswith(b"HTTP/1.1 101"), bytes(self.buf[:80])
+            del self.buf[:end + 4]
+            self.upgraded = True
+        buf, pos = self.buf, 0
+        while len(buf) - pos >= 2:
+            opcode, length, start = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, pos + 2
+            if length == 126:
+                if len(buf) - pos < 4:
+                    break
+                length, start = int.from_bytes(buf[pos + 2:pos + 4], "big"), pos + 4
+            elif length == 127:
+                if len(buf) - pos < 10:
+                    break
+                length, start = int.from_bytes(buf[pos + 2:pos + 10], "big"), pos + 10
+            if len(buf) < start + length:
+                break
+            payload = bytes(buf[start:start + length])
+            pos = start + length
+            if opcode == 9:  # ping: pong with the same payload (client frames are masked)
+                self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+            elif opcode in (1, 0):
+                if not self.snapshot_seen:
+                    self.snapshot_seen = True
+                    self.on_ready()
+                    continue
+                self.frames += 1
+                self.latencies.extend(now - float(at) for at in _AT.findall(payload))
+        del buf[:pos]  # once per read, not once per frame
+
+
+async def run_clients(url: str, n: int) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    path = f"{parts.path}?access_token={TOKEN}"
+    loop = asyncio.get_running_loop()
+    ready, connected = asyncio.Event(), [0]
+
+    def one_ready() -> None:
+        connected[0] += 1
+        if connected[0] == n:
+            ready.set()
+
+    clients = []
+    for _ in range(n):
+        _t, proto = await loop.create_connection(lambda: FeedClient(path, parts.netloc, one_ready),
+                                                 parts.hostname, parts.port)
+        clients.append(proto)
+    await asyncio.wait_for(ready.wait(), 100)
+    print("ready", flush=True)
+    await loop.run_in_executor(None, sys.stdin.readline)
+    for c in clients:
+        c.transport.close()
+    print(json.dumps({"latencies": [x for c in clients for x in c.latencies],
+                      "per_client": [len(c.latencies) for c in clients],
+                      "frames": [c.frames for c in clients]}), flush=True)
+
+
+# -- the server process ----------------------------------------------------------------------
+
+def _settings(data_dir: str):
+    from callcycle import settings as settings_mod
+    from callcycle.settings import ApiToken
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("CALLCYCLE_") or k in ("DATABASE_URL", "REDIS_URL")}
+    env.update({"CALLCYCLE_SERVER_DATA_DIR": data_dir, "CALLCYCLE_SERVER_LOG_LEVEL": "warning",
+                "CALLCYCLE_MONITOR_BUS_CHANNEL": f"bench:{uuid.uuid4().hex[:8]}"})
+    s = settings_mod.load(ROOT / "config" / "callcycle.toml", env)
+    return settings_mod.with_changes(s, api_tokens=(ApiToken("bench", "supervisor", TOKEN),))
+
+
+async def _clients(port: int, n: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--client-mode", f"http://127.0.0.1:{port}/monitor/ws", str(n),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=256 * 1024 * 1024)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 120)
+    except asyncio.TimeoutError:
+        proc.kill()
+        raise
+    assert line.strip() == b"ready", line
+    return proc
+
+
+async def _round(app, port: int, clients: int, calls: int, talk: int, procs: int) -> dict:
+    from callcycle import keys
+    from pbx.actions import OriginateRequest
+
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(min(procs, clients))]
+    workers = [await _clients(port, share) for share in shares]
+    server = app[keys.PBX].default
+    reqs = [OriginateRequest(attempt_id=f"{PREFIX}{uuid.uuid4().hex[:12]}", channel="Local/s@sim-customer",
+                             application="Wait", data=str(talk + 2), timeout_s=30,
+                             variables={"SIM_RING": "1", "SIM_TALK": str(talk)}) for _ in range(calls)]
+    started = time.monotonic()
+    results = await asyncio.gather(*(server.actions.originate(r) for r in reqs), return_exceptions=True)
+    answered = sum(1 for r in results if not isinstance(r, BaseException) and r.success)
+    mine = {r.attempt_id for r in reqs}
+    while any(c.variables.get("CALLCYCLE_ATTEMPT_ID") in mine for c in server.router.calls.calls.values()):
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    out: dict[str, list] = {"latencies": [], "per_client": [], "frames": []}
+    for proc in workers:
+        proc.stdin.write(b"stop\n")
+        await proc.stdin.drain()
+        part = json.loads((await asyncio.wait_for(proc.stdout.readline(), 60)).decode())
+        await proc.wait()
+        for key in out:
+            out[key] += part[key]
+    lat = sorted(out["latencies"])
+    q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [lat[0] if lat else 0.0] * 99
+    return {"clients": clients, "client_processes": len(workers), "calls": calls, "answered": answered, "seconds": round(time.monotonic() - started, 1),
+            "deltas_per_client": round(statistics.mean(out["per_client"]), 1), "samples": len(lat),
+            "frames_per_client": round(statistics.mean(out["frames"]), 1),
+            "p50_ms": round(q[49] * 1000, 2), "p90_ms": round(q[89] * 1000, 2), "p99_ms": round(q[98] * 1000, 2),
+            "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+            "dropped_clients": app[keys.MONITOR].hub.stats["dropped"]}
+
+
+async def run_server(clients: int, calls: int, talk: int, procs: int) -> None:
+    from aiohttp import web
+
+    from callcycle import keys
+    from callcycle.app import init_app
+    from callcycle.logs import configure
+
+    configure("console", "warning")
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as data_dir:
+        app = init_app(_settings(data_dir), with_pbx=True)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            await app[keys.PBX].default.client.wait_connected(15)
+            while "main" not in app[keys.MONITOR].owned:
+                await asyncio.sleep(0.1)
+            for n in (1, clients):
+                result = await _round(app, port, n, calls, talk, procs)
+                label = "baseline (1 client)" if n == 1 else f"{n} clients"
+                print(f"{label:>20}: p50 {result['p50_ms']:.2f} ms  p90 {result['p90_ms']:.2f} ms  "
+                      f"p99 {result['p99_ms']:.2f} ms  max {result['max_ms']:.2f} ms  "
+                      f"({result['samples']} deltas, {result['deltas_per_client']}/client in "
+                      f"{result['frames_per_client']} frames, "
+                      f"{result['answered']}/{calls} calls answered, {result['dropped_clients']} clients dropped)",
+                      flush=True)
+                print(json.dumps(result), flush=True)
+                await asyncio.sleep(2)
+        finally:
+            await runner.cleanup()
+
+
+def main() -> None:
+    if len(sys.argv) >= 2 and sys.argv[1] == "--client-mode":
+        asyncio.run(run_clients(sys.argv[2], int(sys.argv[3])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--talk", type=int, default=6, help="seconds each simulated customer stays on")
+    parser.add_argument("--client-processes", type=int, default=2,
+                        help="processes the clients are spread over (browsers are not one process)")
+    args = parser.parse_args()
+    asyncio.run(run_server(args.clients, args.calls, args.talk, args.client_processes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""What a finished IVR session leaves behind, in ONE transaction: the call record (through
+lifecycle: disposition, intent, digits, path, survey score, its tags, score, stage rules,
+cadence tasks and outbox rows), the flow's own stage changes, score changes, callbacks,
+collected digits, ``ivr.intent_tagged`` and ``ivr.custom_event`` outbox rows, and the
+session and its steps. Either all of it commits or none of it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from crm_sync import outbox
+from ivr import repository
+from ivr.interpreter import State
+from lifecycle import repository as lifecycle_repo, scoring
+from lifecycle.errors import TransitionRefused
+from lifecycle.models import CallOutcome, Contact, Direction, TaskPlan
+from lifecycle.service import LifecycleService
+from lifecycle.steps import record_call, update_contact
+from lifecycle.unit import ContactUnit
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A finished session, as the recorder needs it."""
+
+    server: str
+    linkedid: str
+    channel: str
+    flow: str
+    flow_version: str
+    direction: Direction
+    campaign_id: str | None
+    attempt_id: str | None
+    contact_id: int | None
+    state: State
+    stamps: tuple[datetime, ...]
+    started_at: datetime
+    ended_at: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    session_id: int
+    call_id: int | None
+    contact: Contact | None
+    refused: tuple[str, ...] = ()
+    priority: int | None = None   # of a queue transfer: the flow's, or from the score
+
+
+def queue_priority(node_priority: int | None, score: int) -> int:
+    """app_queue's QUEUE_PRIO: the node's own, or score // 10 (a hot lead, >= 80, gets 8-10)."""
+    return node_priority if node_priority is not None else min(10, max(0, score // 10))
+
+
+async def commit(lifecycle: LifecycleService, e: Ended) -> Committed:
+    async with lifecycle.transaction() as (conn, ctx):
+        call_id, contact, refused = None, None, []
+        if e.contact_id is not None:
+            unit = await ContactUnit.load(conn, ctx, e.contact_id)
+            call_id, refused = await _contact_changes(unit, e)
+            contact = unit.contact
+        s = e.state
+        transfer = s.transfer.queue or s.transfer.agent if s.transfer else None
+        priority = queue_priority(s.transfer.priority, contact.score if contact else 0) \
+            if s.transfer and s.transfer.queue else None
+        steps = [(r.kind, r.node, r.digits, at) for r, at in zip(s.records, e.stamps, strict=False)]
+        steps += [("refused", node, "", e.ended_at) for node in refused]
+        session_id = await repository.insert_session(conn, repository.SessionRow(
+            call_id, e.contact_id, e.server, e.linkedid, e.channel, e.flow, e.flow_version, str(e.direction),
+            str(s.outcome), s.node, s.intent, s.digits, s.satisfaction, transfer, priority, e.started_at,
+            e.ended_at, e.error), steps)
+    return Committed(session_id, call_id, contact, tuple(refused), priority)
+
+
+async def _contact_changes(unit: ContactUnit, e: Ended) -> tuple[int, list[str]]:
+    s, source = e.state, f"ivr:{e.flow}"
+    if s.collected:
+        attributes = {**unit.contact.attributes, **s.collected}
+        await update_contact(unit, {"attributes": attributes}, None)
+    if s.removed:
+        await unit.tag([], list(s.removed), source)
+    call_id = await record_call(unit, CallOutcome(
+        contact_id=unit.contact.id, direction=e.direction, disposition=str(s.outcome), started_at=e.started_at,
+        ended_at=e.ended_at, campaign_id=e.campaign_id, attempt_id=e.attempt_id, intent=s.intent,
+        digits=_digits_for_call(unit, s), ivr_path=s.path, satisfaction=s.satisfaction,
+        talk_seconds=max(0, round((e.ended_at - e.started_at).total_seconds())),
+        extra_tags=tuple(t for t in s.tags if t not in s.removed)))
+    if s.score:
+        await _change_score(unit, s.score, f"{source}: score {s.score:+d}")
+    refused = []
+    for node, to, reason in s.stages:
+        try:
+            await unit.move(to, reason or f"IVR flow {e.flow}", f"{source}:{node}")
+        except TransitionRefused:
+            refused.append(node)   # e.g. decline asked of an acquisition lead: recorded, skipped
+    for cb in s.callbacks:
+        task = await lifecycle_repo.insert_task(unit.conn, unit.contact.id, TaskPlan(
+            cb.kind, unit.ctx.now + timedelta(hours=cb.after_hours), unit.ctx.now + timedelta(hours=cb.within_hours),
+            cb.reason, f"{source}:{cb.id}"), unit.ctx.now)
+        if task is not None:
+            await unit.emit("task.created", task=task.to_event())
+    await _events(unit.conn, unit, e, call_id)
+    return call_id, refused
+
+
+def _digits_for_call(unit: ContactUnit, s: State) -> str | None:
+    """The keys for the call record, unless lifecycle's [intent] digits (the screening
+    menu's "1"/"2") would read them as an intent this flow did not give: a "1" in a
+    survey is not high intent. The keys are always in ivr_sessions/ivr_steps."""
+    digits = s.digits or None
+    mapped = unit.ctx.rules.intent.digits.get(digits or "")
+    if mapped and mapped not in s.tags and mapped not in {i.tag for i in s.intents}:
+        return None
+    return digits
+
+
+async def _change_score(unit: ContactUnit, delta: int, reason: str) -> None:
+    rules, settings = unit.ctx.rules.scoring, unit.ctx.settings
+    old = unit.contact.score
+    new = max(rules.min, min(rules.max, old + delta))
+    if new == old:
+        return
+    await unit.update(score=new)
+    await unit.emit("contact.score_changed", old_score=old, new_score=new, reason=reason,
+                    band=str(scoring.band(new, settings.hot_threshold, settings.nurture_threshold)))
+
+
+async def _events(conn: asyncpg.Connection, unit: ContactUnit, e: Ended, call_id: int) -> None:
+    key, ref = f"contact:{unit.contact.id}", unit.contact.ref()
+    for i in e.state.intents:
+        await outbox.enqueue(conn, "ivr.intent_tagged", {
+            "contact": ref, "call_id": call_id, "flow": e.flow, "node": i.node, "intent": i.tag,
+            "digits": i.digits or None}, ordering_key=key, occurred_at=unit.ctx.now)
+    for em in e.state.emits:
+        data: dict[str, Any] = {"contact": ref, "call_id": call_id, "flow": e.flow, "node": em.id,
+                                "name": em.event, "data": dict(em.data)}
+        await outbox.enqueue(conn, "ivr.custom_event", data, ordering_key=key, occurred_at=unit.ctx.now)
