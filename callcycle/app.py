@@ -96,6 +96,7 @@ def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool =
     _add_crm_sync(app)
     _add_lifecycle(app, settings)
     _add_ivr(app)
+    _add_dialer(app)
     return app
 
 
@@ -138,3 +139,12 @@ def _add_ivr(app: web.Application) -> None:
     app.cleanup_ctx.append(ivr_ctx)
     app.add_routes(ivr_api.routes())
 
+
+def _add_dialer(app: web.Application) -> None:
+    """Campaigns and the dialing loop: after pbx, lifecycle and crm_sync (it dials through
+    one and records through the others); on shutdown it stops dialing first."""
+    from dialer import api as dialer_api
+    from dialer.plugin import dialer_ctx
+
+    app.cleanup_ctx.append(dialer_ctx)
+    app.add_routes(dialer_api.routes())

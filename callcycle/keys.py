@@ -13,6 +13,8 @@ from callcycle.settings import Settings
 
 if TYPE_CHECKING:
     from crm_sync.worker import WorkerPool
+    from dialer.engine import Engine
+    from dialer.service import DialerService
     from ivr.service import IvrService
     from lifecycle.models import Rules
     from lifecycle.service import LifecycleService
@@ -30,3 +32,5 @@ LIFECYCLE_RULES = web.AppKey("lifecycle_rules", "Rules")
 WEBHOOK_WORKERS = web.AppKey("webhook_workers", "WorkerPool")
 MONITOR = web.AppKey("monitor", "Monitor")
 IVR = web.AppKey("ivr", "IvrService")
+DIALER = web.AppKey("dialer", "DialerService")
+DIALER_ENGINE = web.AppKey("dialer_engine", "Engine")

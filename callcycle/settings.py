@@ -113,12 +113,13 @@ def _feature_sections() -> dict[str, type]:
     """Sections owned by feature packages: ``[name]`` -> that package's frozen dataclass.
     Each lives in ``<package>/config.py``, a module that imports nothing of ours."""
     from crm_sync.config import CrmSyncSettings
+    from dialer.config import DialerSettings
     from ivr.config import IvrSettings
     from lifecycle.config import LifecycleSettings
     from monitor.config import MonitorSettings
 
     return {"lifecycle": LifecycleSettings, "crm_sync": CrmSyncSettings, "monitor": MonitorSettings,
-            "ivr": IvrSettings}
+            "ivr": IvrSettings, "dialer": DialerSettings}
 
 
 def load(

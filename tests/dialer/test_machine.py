@@ -1,0 +1,96 @@
+"""State tables of campaigns, attempts and leads, and the decisions made from them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dialer.machine import (ATTEMPT_TRANSITIONS, CAMPAIGN_ACTIONS, CallTrace, Signal, after_attempt, after_refusal,
+                            campaign_action, disposition)
+from dialer.models import AttemptState as A, CampaignSettings, CampaignState as C, Disposition as D
+
+NOW = datetime(2026, 1, 5, 18, 0, tzinfo=timezone.utc)
+
+
+def test_campaign_actions_follow_the_table_and_refuse_the_rest():
+    assert campaign_action(C.DRAFT, "start") == (C.RUNNING, "campaign.started")
+    assert campaign_action(C.RUNNING, "pause") == (C.PAUSED, "campaign.paused")
+    assert campaign_action(C.PAUSED, "resume") == (C.RUNNING, "campaign.resumed")
+    assert campaign_action(C.PAUSED, "stop") == (C.STOPPED, "campaign.finished")
+    assert campaign_action(C.RUNNING, "finish") == (C.FINISHED, "campaign.finished")
+    for state in C:
+        for action, (allowed, _to, _event) in CAMPAIGN_ACTIONS.items():
+            assert (campaign_action(state, action) is not None) == (state in allowed)
+    assert campaign_action(C.STOPPED, "start") is None and campaign_action(C.FINISHED, "resume") is None
+
+
+def trace(*signals: Signal) -> CallTrace:
+    t = CallTrace("a-1", 100.0)
+    for i, s in enumerate(signals):
+        t.signal(s, 101.0 + i)
+    return t
+
+
+def test_an_attempt_moves_only_along_the_table():
+    t = trace(Signal.RING, Signal.ANSWER, Signal.QUEUE, Signal.CONNECT)
+    assert t.state is A.CONNECTED and t.answered_at == 102.0 and t.connected_at == 104.0
+    assert not t.signal(Signal.MACHINE, 105.0) and t.refused_signals == 1   # too late to be a machine
+    assert t.signal(Signal.END, 106.0) and t.ended and t.before_end is A.CONNECTED
+    assert not t.signal(Signal.ANSWER, 107.0)                                # nothing after the end
+    assert all(to is A.ENDED for (frm, sig), to in ATTEMPT_TRANSITIONS.items() if sig is Signal.END)
+
+
+@pytest.mark.parametrize("signals, extra, expected", [
+    ((Signal.RING, Signal.ANSWER, Signal.QUEUE, Signal.CONNECT, Signal.END), {}, D.ANSWERED),
+    ((Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END), {}, D.ABANDONED),
+    ((Signal.ANSWER, Signal.MACHINE, Signal.END), {}, D.MACHINE),
+    ((Signal.RING, Signal.END), {"originate_reason": "busy"}, D.BUSY),
+    ((Signal.RING, Signal.END), {"originate_reason": "no_answer"}, D.NO_ANSWER),
+    ((Signal.END,), {"originate_reason": "congestion"}, D.CONGESTION),
+    ((Signal.RING, Signal.END), {"causes": [0, 17]}, D.BUSY),
+    ((Signal.RING, Signal.END), {"causes": [34]}, D.CONGESTION),
+    ((Signal.RING, Signal.END), {"causes": [19]}, D.NO_ANSWER),
+    ((Signal.RING, Signal.END), {}, D.FAILED),
+    ((Signal.RING, Signal.END), {"end_reason": "vanished_during_ami_outage"}, D.UNKNOWN),
+    ((Signal.ANSWER, Signal.END), {"end_reason": "unseen"}, D.UNKNOWN),
+    ((Signal.ANSWER, Signal.END), {}, D.ANSWERED),   # agentless flow or AMD: a person hung up
+])
+def test_the_disposition_of_an_ended_attempt(signals, extra, expected):
+    t = CallTrace("a-1", 100.0, **extra)
+    for i, s in enumerate(signals):
+        t.signal(s, 101.0 + i)
+    assert disposition(t) is expected
+
+
+def test_a_person_who_hangs_up_waiting_is_abandoned_only_after_two_seconds():
+    quick = CallTrace("a", 0.0)
+    quick.signal(Signal.ANSWER, 1.0), quick.signal(Signal.QUEUE, 2.0), quick.signal(Signal.END, 3.5)
+    assert disposition(quick) is D.ANSWERED
+    slow = CallTrace("b", 0.0)
+    slow.signal(Signal.ANSWER, 1.0), slow.signal(Signal.QUEUE, 2.0), slow.signal(Signal.END, 4.0)
+    assert disposition(slow) is D.ABANDONED
+
+
+def test_leads_are_retried_per_disposition_until_a_cap_or_the_campaign_end():
+    s = CampaignSettings(max_attempts=3, retry_delays={**CampaignSettings().retry_delays, "busy": 60})
+    assert after_attempt(D.ANSWERED, 1, s, NOW).final_disposition == "answered"
+    assert after_attempt(D.BUSY, 1, s, NOW).next_at == NOW + timedelta(seconds=60)
+    capped = after_attempt(D.BUSY, 3, s, NOW)
+    assert capped.done and (capped.final_disposition, capped.final_reason) == ("busy", "max_attempts")
+    short = CampaignSettings(retry_delays={**s.retry_delays, "abandoned": 5})
+    assert after_attempt(D.ABANDONED, 1, short, NOW).next_at == NOW + timedelta(hours=72)   # never sooner
+    ending = CampaignSettings(ends_at=(NOW + timedelta(minutes=30)).isoformat())
+    closed = after_attempt(D.NO_ANSWER, 1, ending, NOW)
+    assert closed.done and closed.final_reason == "campaign_ends"
+    assert after_attempt(D.REFUSED, 1, s, NOW).final_reason == "dnc"
+
+
+def test_a_refused_lead_waits_for_its_retry_time_or_closes():
+    s = CampaignSettings()
+    assert after_refusal("dnc", None, s).done
+    later = after_refusal("calling_window", NOW + timedelta(hours=3), s)
+    assert not later.done and later.next_at == NOW + timedelta(hours=3)
+    ending = CampaignSettings(ends_at=(NOW + timedelta(hours=1)).isoformat())
+    closed = after_refusal("calling_window", NOW + timedelta(hours=3), ending)
+    assert closed.done and (closed.final_disposition, closed.final_reason) == ("refused", "calling_window")

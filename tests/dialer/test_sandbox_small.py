@@ -1,0 +1,104 @@
+"""Small campaigns on the real sandbox: every kind of simulated person; the 2 s rule with
+its safe-harbour message; the pacing explained through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from callcycle import keys
+from tests.dialer.conftest import (add_contacts, audit, create_campaign, get, post, sim_number, wait_finished,
+                                   zone_inside_window)
+
+pytestmark = pytest.mark.asterisk
+
+
+async def test_a_progressive_campaign_reaches_every_kind_of_person_and_records_each_call(make_app, dialer_env, watch):
+    client = await make_app(**dialer_env)
+    app = client.server.app
+    kinds = {sim_number("answer", 1): "answered", sim_number("answer", 2, press=1): "answered",
+             sim_number("busy", 3): "busy", sim_number("noanswer", 4): "no_answer",
+             sim_number("machine", 5): "machine", sim_number("congestion", 6): "congestion"}
+    await add_contacts(app, list(kinds), zone_inside_window(), "small")
+    campaign = await create_campaign(client, "progressive", amd=True, max_attempts=1, max_attempts_per_day=1)
+    cid = campaign["id"]
+    assert (await post(client, f"/dialer/campaigns/{cid}/leads", {"segment": {"tag": "small"}}, 201))["added"] == 6
+    await post(client, f"/dialer/campaigns/{cid}/start")
+    await wait_finished(client, cid, 60)
+
+    found = await audit(app, cid, watch, max_attempts=1)
+    by_phone = {r["phone"]: r for r in found["attempts"]}
+    assert {p: by_phone[p]["disposition"] for p in kinds} == kinds
+    presser = by_phone[sim_number("answer", 2, press=1)]
+    assert presser["digits"] == "1" and presser["agent"].startswith("agent")
+    assert by_phone[sim_number("machine", 5)]["amd_result"].startswith("MACHINE")
+    assert by_phone[sim_number("answer", 1)]["amd_result"].startswith("NOTSURE")   # a silent person
+    async with app[keys.DB].acquire() as conn:
+        tags = await conn.fetchval("SELECT tags FROM contacts c JOIN contact_phones p ON p.contact_id = c.id "
+                                   "WHERE p.phone = $1", sim_number("answer", 2, press=1))
+        machine_at = await conn.fetchval("SELECT machine_at FROM dialer_numbers WHERE phone = $1",
+                                         sim_number("machine", 5))
+    assert "high_intent" in tags          # pressing 1 tags the lead through lifecycle's rules
+    assert machine_at is not None         # not re-called today without a guaranteed agent
+
+
+async def test_answered_people_no_agent_takes_within_2_s_hear_the_safe_harbour_message(make_app, dialer_env, watch):
+    # 14 people answer at once, 5 agents talk 6 s: most cannot be connected in time.
+    client = await make_app(**{**dialer_env, "CALLCYCLE_DIALER_ORIGINATE_VARIABLES": "__SIM_AGENT_TALK=6"})
+    app = client.server.app
+    phones = [sim_number("answer", 10 + i) for i in range(14)]
+    await add_contacts(app, phones, zone_inside_window(), "flood")
+    campaign = await create_campaign(client, "power", pacing={"ratio": 3.0}, max_lines=14,
+                                     safe_harbour_message="privacy-thankyou")
+    cid = campaign["id"]
+    await post(client, f"/dialer/campaigns/{cid}/leads", {"segment": {"tag": "flood"}}, 201)
+    await post(client, f"/dialer/campaigns/{cid}/start")
+    figures = await get(client, f"/dialer/campaigns/{cid}/figures")
+    await wait_finished(client, cid, 60)
+
+    found = await audit(app, cid, watch, max_attempts=3)
+    abandoned = [r for r in found["attempts"] if r["disposition"] == "abandoned"]
+    assert abandoned, "the flood should overflow 5 agents"
+    assert all(r["safe_harbour"] == "played" for r in abandoned)
+    assert all(r["agent"] is None for r in abandoned)
+    leads = {r["id"]: r for r in found["leads"]}
+    assert all(leads[r["lead_id"]]["final_disposition"] == "abandoned" for r in abandoned)   # 72 h rest: not again
+    assert len(found["attempts"]) == 14                                                       # nobody called twice
+    async with app[keys.DB].acquire() as conn:
+        rested = await conn.fetchval("SELECT count(*) FROM dialer_numbers WHERE last_abandoned_at IS NOT NULL")
+    assert rested == len(abandoned)
+    figures = await get(client, f"/dialer/campaigns/{cid}/figures")
+    assert figures["abandon_rate_24h"] == round(len(abandoned) / 14, 4)
+
+
+async def test_an_agentless_campaign_hands_answered_people_to_the_ivr_flow_which_records_them(make_app, dialer_env,
+                                                                                             watch):
+    owner = f"dialer-test-{uuid.uuid4().hex[:8]}"   # the shared sandbox: only our IVR drives our calls
+    client = await make_app(CALLCYCLE_IVR_OWNER=owner, **{
+        **dialer_env, "CALLCYCLE_DIALER_ORIGINATE_VARIABLES": f"__SIM_AGENT_TALK=2,CALLCYCLE_IVR_OWNER={owner}"})
+    app = client.server.app
+    yes, no, busy = sim_number("answer", 31, press=1), sim_number("answer", 32, press=2), sim_number("busy", 33)
+    await add_contacts(app, [yes, no, busy], zone_inside_window(), "press1")
+    campaign = await create_campaign(client, "agentless", flow="screening", max_lines=3, max_attempts=1)
+    cid = campaign["id"]
+    await post(client, f"/dialer/campaigns/{cid}/leads", {"segment": {"tag": "press1"}}, 201)
+    await post(client, f"/dialer/campaigns/{cid}/start")
+    await wait_finished(client, cid, 60)
+
+    async def recorded() -> int:
+        async with app[keys.DB].acquire() as conn:
+            return await conn.fetchval("SELECT count(*) FROM calls WHERE campaign_id = $1", str(cid))
+    for _ in range(50):                       # the IVR records its calls when its sessions end
+        if await recorded() == 3:
+            break
+        await asyncio.sleep(0.2)
+    found = await audit(app, cid, watch, max_attempts=1)
+    by_phone = {r["phone"]: r for r in found["attempts"]}
+    assert {p: by_phone[p]["disposition"] for p in (yes, no, busy)} == {yes: "answered", no: "answered",
+                                                                         busy: "busy"}
+    async with app[keys.DB].acquire() as conn:
+        intents = {r["attempt_id"]: r["intent"] for r in await conn.fetch(
+            "SELECT attempt_id, intent FROM calls WHERE campaign_id = $1", str(cid))}
+    assert intents[by_phone[yes]["id"]] == "high_intent" and intents[by_phone[no]["id"]] == "low_intent"
