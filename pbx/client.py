@@ -26,6 +26,7 @@ from pbx.router import Outage, Resync, Router
 
 log = get_logger(__name__)
 _NEVER = 10**9  # seconds: panoramisk's own pinger must not fire
+_BOOT_TIMEOUT = 120.0  # seconds from login to FullyBooted before trying another connection
 # Actions whose reply panoramisk must read to know whether events follow: an async
 # Originate (then OriginateResponse) or AGI (then AsyncAGIExec), but not their errors.
 _GUESS_LIST = frozenset({"originate", "agi"})
@@ -69,6 +70,7 @@ class AmiClient:
         self._manager: _Manager | None = None
         self._protocol: FastAMIProtocol | None = None
         self._lost: asyncio.Future[None] | None = None
+        self._booted: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
@@ -104,7 +106,19 @@ class AmiClient:
 
     def _make_protocol(self) -> FastAMIProtocol:
         proto = FastAMIProtocol()
-        proto.sink = self.router.feed
+        booted = self._booted = asyncio.get_running_loop().create_future()
+
+        def until_booted(batch: list[dict[str, Any]]) -> None:
+            # Asterisk accepts AMI logins while it is still loading modules (after a restart,
+            # an Originate then fails for want of a dialplan); it sends FullyBooted to each
+            # session once it is ready. Then the protocol feeds the router directly.
+            if any(h.get("Event") == "FullyBooted" for h in batch):
+                if not booted.done():
+                    booted.set_result(None)
+                proto.sink = self.router.feed
+            self.router.feed(batch)
+
+        proto.sink = until_booted
         proto.wanted = KNOWN_EVENTS
         self._protocol = proto
         return proto
@@ -156,6 +170,7 @@ class AmiClient:
             raise
         try:
             await self._login()
+            await asyncio.wait_for(asyncio.shield(self._booted), _BOOT_TIMEOUT)
             await self._resync()
         except BaseException:
             self._abort()
