@@ -37,7 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
     app = init_app(s)
 
     async def announce(_app: web.Application) -> None:
-        print(f"callcycle: API and dashboard on http://{s.server.host}:{s.server.port}/", flush=True)
+        base = f"http://{s.server.host}:{s.server.port}"
+        print(f"callcycle: API on {base}/ (OpenAPI at {base}/openapi.json), "
+              f"supervisor dashboard on {base}/monitor", flush=True)
 
     app.on_startup.append(announce)
     web.run_app(app, host=s.server.host, port=s.server.port, shutdown_timeout=s.server.shutdown_grace,
