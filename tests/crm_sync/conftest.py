@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from callcycle.clock import ManualClock
 from crm_sync import outbox, service
 from crm_sync.config import CrmSyncSettings
 from crm_sync.worker import Wakeup, Worker
+from tests.pbx.tools import eventually
 
 Behaviour = Callable[["Received", int], Awaitable[web.StreamResponse]]
 
@@ -139,16 +139,7 @@ async def emit(pool: asyncpg.Pool, events: list[tuple[str, dict[str, Any], str |
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll ``predicate`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
+    return await eventually(predicate, timeout, 0.02, what)
 
 
 async def count(pool: asyncpg.Pool, where: str = "true", *args: Any) -> int:

@@ -21,7 +21,7 @@ from ivr.config import SANDBOX_ROOT
 from pbx.actions import OriginateRequest
 from tests.conftest import auth
 from tests.crm_sync.conftest import Receiver
-from tests.pbx.tools import EventLog
+from tests.pbx.tools import EventLog, eventually
 
 SOUNDS_DIR = os.path.join(os.environ.get("CALLCYCLE_SANDBOX_ROOT", SANDBOX_ROOT), "usr/share/asterisk/sounds/en")
 IVR_ENV = {
@@ -103,16 +103,7 @@ class Ivr:
 
 async def poll(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
     """Poll ``predicate`` (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
+    return await eventually(predicate, timeout, 0.05, what)
 
 
 @pytest.fixture

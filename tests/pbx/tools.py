@@ -24,15 +24,18 @@ def asterisk_pid() -> int:
     return int((SANDBOX_ROOT.parent / f"{SANDBOX_ROOT.name}.pid").read_text().strip())
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message."""
+async def eventually(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+                     what: str = "condition") -> Any:
+    """Poll ``predicate`` (sync or async) until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
 
 
