@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-NOTIFY_CHANNEL = "callcycle_outbox"
+NOTIFY_CHANNEL = "callcycle_outbox"  # notified by migration 0202's trigger
 
 
 async def enqueue(
@@ -22,7 +22,7 @@ async def enqueue(
     schema_version: int = 1,
     event_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """Insert one event; ``NOTIFY`` wakes the delivery workers when the transaction commits."""
+    """Insert one event; the outbox's trigger NOTIFYs the delivery workers at commit."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.enqueue must run inside the transaction that makes the change")
     event_id = event_id or uuid.uuid4()
@@ -30,5 +30,4 @@ async def enqueue(
         """INSERT INTO outbox_events (id, event_type, schema_version, ordering_key, payload, occurred_at)
            VALUES ($1, $2, $3, $4, $5, $6)""",
         event_id, event_type, schema_version, ordering_key, payload, occurred_at or datetime.now(timezone.utc))
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, event_type)
     return event_id

@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 
-from crm_sync.outbox import NOTIFY_CHANNEL
 
 COLUMNS = ("row_no", "external_id", "name", "phones", "country", "time_zones", "tags", "attributes", "consent")
 
@@ -114,7 +113,5 @@ async def write_batch(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]],
         await conn.execute(step, *_args(step, now, initial_stage))
     inserted, changed = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE cardinality(changed) > 0) FROM import_stage")
-    if inserted or changed:
-        await conn.execute("SELECT pg_notify($1, 'contact.created')", NOTIFY_CHANNEL)
     errors = await conn.fetch("SELECT row_no, error_field, error FROM import_stage WHERE error IS NOT NULL")
     return inserted, changed, [(r["row_no"], r["error_field"], r["error"]) for r in errors]
