@@ -68,8 +68,10 @@ async def test_two_instances_feed_one_dashboard_and_actions_reach_the_connected_
     call = await call_of(feed, attempt)
     assert web_app[keys.MONITOR].board.origin_of("call", call["id"]) == pbx_app[keys.MONITOR].instance
     assert feed.entity("campaign", "web-camp")["lines"] == 3
-    assert any(q["name"] == "sales" for q in feed.entities("queue").values())
-    assert feed.entities("agent"), "the pbx instance's agents reach the other console"
+    # queues and agents travel in their own deltas, possibly after the call's: wait for them
+    await eventually(lambda: any(q["name"] == "sales" for q in feed.entities("queue").values()),
+                     15, what="the sales queue on the other console")
+    await eventually(lambda: feed.entities("agent"), 15, what="the pbx instance's agents on the other console")
     # The web instance cannot reach Asterisk itself: it forwards the hang-up.
     resp = await web.post(f"/monitor/calls/{call['id']}/hangup", headers=auth("supervisor"))
     assert resp.status == 200, await resp.json()
