@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import asyncpg
-
-from crm_sync import outbox
 from ivr import repository
 from ivr.interpreter import State
 from lifecycle import repository as lifecycle_repo, scoring
@@ -104,7 +100,7 @@ async def _contact_changes(unit: ContactUnit, e: Ended) -> tuple[int, list[str]]
             cb.reason, f"{source}:{cb.id}"), unit.ctx.now)
         if task is not None:
             await unit.emit("task.created", task=task.to_event())
-    await _events(unit.conn, unit, e, call_id)
+    _events(unit, e, call_id)
     return call_id, refused
 
 
@@ -130,13 +126,11 @@ async def _change_score(unit: ContactUnit, delta: int, reason: str) -> None:
                     band=str(scoring.band(new, settings.hot_threshold, settings.nurture_threshold)))
 
 
-async def _events(conn: asyncpg.Connection, unit: ContactUnit, e: Ended, call_id: int) -> None:
-    key, ref = f"contact:{unit.contact.id}", unit.contact.ref()
+def _events(unit: ContactUnit, e: Ended, call_id: int) -> None:
+    ref = unit.contact.ref()
     for i in e.state.intents:
-        await outbox.enqueue(conn, "ivr.intent_tagged", {
-            "contact": ref, "call_id": call_id, "flow": e.flow, "node": i.node, "intent": i.tag,
-            "digits": i.digits or None}, ordering_key=key, occurred_at=unit.ctx.now)
+        unit.emit_raw("ivr.intent_tagged", {"contact": ref, "call_id": call_id, "flow": e.flow, "node": i.node,
+                                            "intent": i.tag, "digits": i.digits or None})
     for em in e.state.emits:
-        data: dict[str, Any] = {"contact": ref, "call_id": call_id, "flow": e.flow, "node": em.id,
-                                "name": em.event, "data": dict(em.data)}
-        await outbox.enqueue(conn, "ivr.custom_event", data, ordering_key=key, occurred_at=unit.ctx.now)
+        unit.emit_raw("ivr.custom_event", {"contact": ref, "call_id": call_id, "flow": e.flow, "node": em.id,
+                                           "name": em.event, "data": dict(em.data)})

@@ -32,11 +32,16 @@ def to_task(r: asyncpg.Record) -> Task:
                 TaskState(r["state"]), r["created_at"], r["closed_at"])
 
 
-async def get_contact(conn: asyncpg.Connection, contact_id: int, *, lock: bool = False) -> Contact | None:
-    if lock:  # serialise concurrent changes to one contact (a call outcome and a CRM event)
-        await conn.execute("SELECT 1 FROM contacts WHERE id = $1 FOR UPDATE", contact_id)
+async def get_contact(conn: asyncpg.Connection, contact_id: int) -> Contact | None:
     row = await conn.fetchrow(f"{_CONTACT} WHERE c.id = $1", contact_id)
     return to_contact(row) if row else None
+
+
+async def lock_contact(conn: asyncpg.Connection, contact_id: int) -> tuple[Contact, datetime | None] | None:
+    """The contact, row-locked to serialise concurrent changes to it (a call outcome and a
+    CRM event), and when its score last decayed; one round trip."""
+    row = await conn.fetchrow(f"{_CONTACT} WHERE c.id = $1 FOR UPDATE OF c", contact_id)
+    return (to_contact(row), row["score_at"]) if row else None
 
 
 async def id_by_phone(conn: asyncpg.Connection, e164: str) -> int | None:
@@ -70,12 +75,14 @@ async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence
                            [(p, contact_id, i) for i, p in enumerate(phones)])
 
 
-async def update_fields(conn: asyncpg.Connection, contact_id: int, fields: dict[str, Any], now: datetime) -> None:
-    """Set columns by name; names come from code (UPDATABLE and the service), never from input."""
-    names = list(fields)
-    assigns = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
-    await conn.execute(f"UPDATE contacts SET {assigns}, updated_at = ${len(names) + 2} WHERE id = $1",
-                       contact_id, *fields.values(), now)
+async def update_fields(conn: asyncpg.Connection, contact_id: int, fields: dict[str, Any],
+                        now: datetime | None) -> None:
+    """Set columns by name (and ``updated_at`` to ``now`` unless None); names come from
+    code (UPDATABLE and the service), never from input."""
+    if now is not None:
+        fields = {**fields, "updated_at": now}
+    assigns = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(fields))
+    await conn.execute(f"UPDATE contacts SET {assigns} WHERE id = $1", contact_id, *fields.values())
 
 
 async def delete_contact(conn: asyncpg.Connection, contact_id: int) -> None:

@@ -36,9 +36,12 @@ class LifecycleService:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[tuple[asyncpg.Connection, Context]]:
-        """A connection in a transaction, and the context (rules, time) for its units."""
+        """A connection in a transaction, and the context (rules, time) for its units; the
+        units' held-back writes are sent just before it commits."""
         async with self.pool.acquire() as conn, conn.transaction():
-            yield conn, Context(self.rules, self.settings, self.machine, self.clock.now())
+            ctx = Context(self.rules, self.settings, self.machine, self.clock.now())
+            yield conn, ctx
+            await ctx.pending.flush(conn, ctx.now)
 
     # --- contacts -------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ async def record_call(unit: ContactUnit, o: CallOutcome) -> int:
     rules = unit.ctx.rules
     call_id = await repo.insert_call(unit.conn, o, unit.contact.stage)
     cause = f"call:{call_id}"
-    await unit.conn.execute("UPDATE contacts SET last_touch_at = $2 WHERE id = $1", unit.contact.id, o.ended_at)
+    unit.set({"last_touch_at": o.ended_at})
     await unit.emit("call.completed", call=_call_event(call_id, o))
     if o.task_id is not None:
         task = await repo.get_task(unit.conn, o.task_id, lock=True)

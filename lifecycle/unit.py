@@ -1,14 +1,22 @@
 """Changes to one contact inside one transaction. Every change that the CRM must hear
-about writes its outbox row on the same connection, so event and change commit together.
+about writes its outbox row in the same transaction, so event and change commit together.
 
 The service opens the transaction, builds a :class:`ContactUnit` and composes its steps;
 a stage rule, a score change or a cadence that a step triggers follows in the same unit.
+
+Writes to the contact row and to the outbox are held in the transaction's :class:`Pending`
+and sent when it commits: one UPDATE per contact and one pipelined insert of every outbox
+row, in the order they were emitted. A call outcome touches the contact row and the outbox
+up to a dozen times; each statement is a round trip to PostgreSQL, and on a loaded machine
+each round trip waits for a scheduler slot, so the held-back writes are what keeps an IVR
+keypress's commit short. The unit's ``contact`` mirrors every held change, and loading a
+contact sends what is pending first, so nothing inside the transaction reads a stale row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -22,36 +30,78 @@ from lifecycle.machine import Refused, StageMachine
 from lifecycle.models import Contact, Rules, Stage, Task, TaskState
 
 
+# Contact columns that are bookkeeping, not the contact's data: changing them alone does
+# not move ``updated_at``.
+_BOOKKEEPING = frozenset({"score_at", "last_touch_at"})
+
+
+class Pending:
+    """The writes a transaction holds back until it commits (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[int, dict[str, Any]] = {}
+        self.events: list[outbox.Event] = []
+
+    def set(self, contact_id: int, fields: dict[str, Any]) -> None:
+        self.fields.setdefault(contact_id, {}).update(fields)
+
+    def event(self, event: outbox.Event) -> None:
+        self.events.append(event)
+
+    async def flush(self, conn: asyncpg.Connection, now: datetime) -> None:
+        """Send what is held: contact rows first (the outbox rows describe them)."""
+        changed, self.fields = self.fields, {}
+        for contact_id, fields in changed.items():
+            await repo.update_fields(conn, contact_id, fields, None if _BOOKKEEPING.issuperset(fields) else now)
+        events, self.events = self.events, []
+        await outbox.enqueue_many(conn, events)
+
+
 @dataclass(frozen=True)
 class Context:
-    """What every unit needs: the rules, the settings, the machine and the current time."""
+    """What every unit needs: the rules, the settings, the machine, the current time, and
+    the transaction's held-back writes."""
 
     rules: Rules
     settings: LifecycleSettings
     machine: StageMachine
     now: datetime
+    pending: Pending = field(default_factory=Pending)
 
 
 class ContactUnit:
-    def __init__(self, conn: asyncpg.Connection, ctx: Context, contact: Contact) -> None:
+    def __init__(self, conn: asyncpg.Connection, ctx: Context, contact: Contact,
+                 score_at: datetime | None = None) -> None:
         self.conn, self.ctx, self.contact = conn, ctx, contact
+        self.score_at = score_at
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection, ctx: Context, contact_id: int) -> ContactUnit:
-        contact = await repo.get_contact(conn, contact_id, lock=True)
-        if contact is None:
+        """The contact, locked for the rest of the transaction."""
+        await ctx.pending.flush(conn, ctx.now)   # the row read must see this transaction's changes
+        found = await repo.lock_contact(conn, contact_id)
+        if found is None:
             raise NoSuchContact(contact_id)
-        return cls(conn, ctx, contact)
+        contact, score_at = found
+        return cls(conn, ctx, contact, score_at)
 
     async def emit(self, event_type: str, **data: Any) -> None:
-        await outbox.enqueue(self.conn, event_type, {"contact": self.contact.ref(), **data},
-                             ordering_key=f"contact:{self.contact.id}", occurred_at=self.ctx.now)
+        self.emit_raw(event_type, {"contact": self.contact.ref(), **data})
+
+    def emit_raw(self, event_type: str, payload: dict[str, Any]) -> None:
+        """An outbox row about this contact, in order with the unit's other events."""
+        self.ctx.pending.event(outbox.Event(event_type, payload, ordering_key=f"contact:{self.contact.id}",
+                                            occurred_at=self.ctx.now))
 
     async def update(self, **fields: Any) -> None:
-        await repo.update_fields(self.conn, self.contact.id, fields, self.ctx.now)
+        self.set(fields)
         known = {f.name for f in dataclasses.fields(Contact)}
         mirrored = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known}
         self.contact = dataclasses.replace(self.contact, **mirrored, updated_at=self.ctx.now)
+
+    def set(self, fields: dict[str, Any]) -> None:
+        """Columns to write at commit (``update`` also mirrors them on ``contact``)."""
+        self.ctx.pending.set(self.contact.id, fields)
 
     async def tag(self, add: list[str], remove: list[str], source: str, *, rescore: bool = True) -> list[str]:
         """Add and remove tags; added tags score, may fire stage rules and risk signals."""
@@ -72,9 +122,9 @@ class ContactUnit:
 
     async def rescore(self, signals: list[str], reason: str) -> None:
         c, rules = self.contact, self.ctx.rules.scoring
-        since = await self.conn.fetchval("SELECT score_at FROM contacts WHERE id = $1", c.id)
-        new = scoring.rescore(c.score, since, self.ctx.now, signals, rules)
-        await self.conn.execute("UPDATE contacts SET score_at = $2 WHERE id = $1", c.id, self.ctx.now)
+        new = scoring.rescore(c.score, self.score_at, self.ctx.now, signals, rules)
+        self.score_at = self.ctx.now
+        self.set({"score_at": self.ctx.now})
         if new == c.score:
             return
         old = c.score

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from callcycle.clock import ManualClock
+from callcycle.db import _init_connection
 from crm_sync import catalogue
 from ivr import interpreter as it, recorder
 from ivr.loader import load_dir
@@ -155,3 +156,28 @@ async def test_a_caller_without_a_usable_number_is_recorded_without_a_contact(li
     assert (row["call_id"], row["contact_id"], row["outcome"], row["intent"]) == (None, None, "completed",
                                                                                   "low_intent")
     assert await db_pool.fetchval("SELECT count(*) FROM outbox_events") == 0
+
+
+@pytest.mark.parametrize("key, tag, events", [
+    ("1", "high_intent", ["call.completed", "contact.tagged", "contact.score_changed", "ivr.intent_tagged"]),
+    ("2", "low_intent", ["call.completed", "contact.tagged", "ivr.intent_tagged"])])
+async def test_a_screening_keypress_commits_in_a_handful_of_round_trips(db_url, key, tag, events):
+    """Each statement is a round trip that waits for a scheduler slot on a loaded machine:
+    the contact row and the outbox rows are written once each, at commit."""
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1, init=_init_connection)
+    try:
+        service = LifecycleService(pool, ManualClock(NOW), LifecycleSettings())
+        flow, s = walk("screening", Keys(key))
+        warm = await service.find_or_create_by_phone("+14155550118")
+        await record(service, flow, s, warm.id)   # the connection has learnt its types and statements
+        c = await service.find_or_create_by_phone("+14155550117")
+        statements: list[str] = []
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda q: statements.append(q.query))
+        done = await record(service, flow, s, c.id)
+        sent = statements[statements.index("BEGIN;"):statements.index("COMMIT;") + 1]
+        assert len(sent) <= 7, "\n".join(q.split("\n")[0][:80] for q in sent)
+        assert done.contact.tags == (tag,) and (await service.get(c.id)).tags == (tag,)
+        assert [t for t, _d in await outbox(pool, c.id)] == ["contact.created", *events]
+    finally:
+        await pool.close()
