@@ -7,6 +7,10 @@ listeners are plain functions that must not block: a handler with slow work puts
 event on its own queue (see :class:`pbx.inbox.CallInbox`), so one call never stalls
 another. A handler that raises is logged with the call's ids and the router goes on.
 
+Slices: the task processes at most ``slice_s`` (2 ms) of events before it lets the event
+loop run, so what the first events of a long burst caused (a supervisor's delta, an IVR
+command) goes out while the rest of the burst waits, instead of after all of it.
+
 Back-pressure: past ``high_water`` queued events the router asks the protocol to pause
 reading from the socket, and lets it resume below ``low_water``. (Asterisk then buffers,
 and drops us only if we stay behind longer than its ``writetimeout``.)
@@ -15,6 +19,7 @@ and drops us only if we stay behind longer than its ``writetimeout``.)
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +57,9 @@ class Outage:
 
 
 class Router:
-    def __init__(self, server: str, *, high_water: int = 20000) -> None:
+    def __init__(self, server: str, *, high_water: int = 20000, slice_s: float = 0.002) -> None:
         self.server = server
+        self.slice_s = slice_s
         self.calls = CallTable(server)
         self.queues = QueueTable()
         self._items: deque[Any] = deque()
@@ -110,18 +116,22 @@ class Router:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            self.drain()
+            while not self.drain(self.slice_s):
+                await asyncio.sleep(0)  # a slice is up: let the loop send what it caused
             await asyncio.sleep(0)  # let the protocol and other tasks run between bursts
 
-    def drain(self) -> None:
-        """Process everything queued now (synchronously; used by run() and by benchmarks)."""
+    def drain(self, budget: float | None = None) -> bool:
+        """Process what is queued (synchronously; used by run() and by benchmarks): all of
+        it, or, given a ``budget`` in seconds, until that is spent. True when nothing is left."""
         items = self._items
+        deadline = time.perf_counter() + budget if budget is not None else None
         while items:
             item = items.popleft()
             if isinstance(item, list):
-                self._queued -= len(item)
-                for headers in item:
-                    self.process(headers)
+                done = self._process_batch(item, deadline)
+                if done < len(item):
+                    items.appendleft(item[done:])   # the rest of this read, first in line
+                    return False
             elif isinstance(item, Resync):
                 self._resync(item)
             else:
@@ -129,6 +139,27 @@ class Router:
             if self._paused and self._queued < self.low_water and self.pause_reading is not None:
                 self._paused = False
                 self.pause_reading(False)
+            if deadline is not None and time.perf_counter() >= deadline:
+                return not items
+        return True
+
+    def _process_batch(self, batch: list[dict[str, Any]], deadline: float | None) -> int:
+        """Process the events of one read in order, checking the clock every 16 of them;
+        returns how many were processed."""
+        n = len(batch)
+        if deadline is None:
+            for headers in batch:
+                self.process(headers)
+            self._queued -= n
+            return n
+        for i in range(0, n, 16):
+            for headers in batch[i:i + 16]:
+                self.process(headers)
+            done = min(i + 16, n)
+            self._queued -= done - i
+            if deadline is not None and done < n and time.perf_counter() >= deadline:
+                return done
+        return n
 
     def process(self, headers: dict[str, Any]) -> None:
         self.stats["events"] += 1

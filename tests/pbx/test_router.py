@@ -1,5 +1,7 @@
 """Routing: every call's events reach its handler in order; tables follow the events."""
 
+import asyncio
+
 from pbx import events as ev
 from pbx.calls import CallState
 from pbx.router import Outage, Resync, Router
@@ -127,3 +129,26 @@ def test_queue_members_added_and_removed_at_runtime_follow_the_events():
     router.feed([{"Event": "QueueMemberRemoved", "Queue": "sales", "Interface": "Local/agent9@sim-agent"}])
     router.drain()
     assert router.queues.queues["sales"].members == {}
+
+
+async def test_a_long_burst_is_processed_in_slices_that_let_the_loop_run_in_between() -> None:
+    """What the first events of a burst cause goes out before the whole burst is processed."""
+    router = Router("main", slice_s=0.0)   # every slice ends at its first clock check
+    seen: list[tuple[str, int]] = []
+    router.add_listener(lambda call, event: seen.append(("event", len(seen))))
+    burst = [chan("Newchannel", f"1.{i}", f"1.{i}", ChannelState="0") for i in range(40)]
+    loop_turns: list[int] = []
+
+    async def other_task() -> None:
+        while len(seen) < 40:
+            loop_turns.append(len(seen))
+            await asyncio.sleep(0)
+
+    router.feed(burst)
+    task = asyncio.create_task(router.run())
+    await asyncio.wait_for(other_task(), 5)
+    task.cancel()
+    assert len(seen) == 40 and router.backlog == 0
+    # the other task ran between slices of 16 events: not only before and after the burst
+    assert any(0 < n < 40 for n in loop_turns), loop_turns
+    assert [n for _kind, n in seen] == list(range(40))   # in order
