@@ -70,8 +70,11 @@ async def test_worker_killed_between_the_2xx_and_marking_the_row_redelivers_with
         proc.send_signal(signal.SIGKILL)
         await proc.wait()
     assert await count(db_pool, "state = 'in_flight'") == 1  # the 2xx was never recorded
+    # The dead worker's 30 s lease ran from its own clock's now: however long it took to start.
+    lease_until = await db_pool.fetchval("SELECT due_at FROM webhook_deliveries")
     async with running_workers(db_pool, crm_settings(), clock):
-        clock.advance(timedelta(seconds=31))  # past the dead worker's 30 s lease
+        assert clock.now() < lease_until
+        clock.set(lease_until + timedelta(seconds=1))  # past the dead worker's lease
         await wait_for(lambda: count(db_pool, "state = 'delivered'"), what="redelivered")
     first, second = receiver.requests
     assert first.msg_id == second.msg_id == f"msg_{event_id.hex}"

@@ -51,7 +51,7 @@ async def test_caller_pressing_1_is_tagged_high_intent_and_queued_to_sales(ivr):
     assert (intent["intent"], intent["node"], intent["digits"], intent["call_id"]) == \
         ("high_intent", "interested", "1", s["call_id"])
     assert [d["call"]["disposition"] for t, d in got if t == "call.completed"] == ["transferred"]
-    assert ivr.service.sessions == {}
+    await poll(lambda: ivr.service.sessions == {}, 5, "no session left")
 
 
 async def test_caller_pressing_2_is_tagged_low_intent_kept_for_nurturing_and_hung_up(ivr):
@@ -65,7 +65,7 @@ async def test_caller_pressing_2_is_tagged_low_intent_kept_for_nurturing_and_hun
     got = await _crm_got(ivr, s["contact_id"], "call.completed", "ivr.intent_tagged")
     assert [d["intent"] for t, d in got if t == "ivr.intent_tagged"] == ["low_intent"]
     await _call_ended(ivr, linkedid)   # we hung up after the goodbye; the caller stayed 6 s
-    assert ivr.service.sessions == {}
+    await poll(lambda: ivr.service.sessions == {}, 5, "no session left")
 
 
 async def test_two_invalid_keys_leave_the_lead_undecided_with_follow_up_tasks(ivr):
@@ -80,7 +80,7 @@ async def test_two_invalid_keys_leave_the_lead_undecided_with_follow_up_tasks(iv
     got = await _crm_got(ivr, s["contact_id"], "task.created", "ivr.intent_tagged", "call.completed")
     assert [d["call"]["disposition"] for t, d in got if t == "call.completed"] == ["undecided"]
     await _call_ended(ivr, linkedid)
-    assert ivr.service.sessions == {}
+    await poll(lambda: ivr.service.sessions == {}, 5, "no session left")
 
 
 async def test_silence_twice_leaves_the_lead_undecided_with_follow_up_tasks(ivr):
@@ -92,7 +92,7 @@ async def test_silence_twice_leaves_the_lead_undecided_with_follow_up_tasks(ivr)
     assert await _tasks(ivr, s["contact_id"]) == ["acquisition_undecided", "acquisition_undecided"]
     await _crm_got(ivr, s["contact_id"], "task.created", "ivr.intent_tagged", "call.completed")
     await _call_ended(ivr, linkedid)
-    assert ivr.service.sessions == {}
+    await poll(lambda: ivr.service.sessions == {}, 5, "no session left")
 
 
 async def test_caller_hanging_up_mid_menu_is_abandoned_in_ivr_at_the_menu_and_leaves_no_session(ivr):
@@ -129,5 +129,5 @@ async def test_answered_outbound_press_1_campaign_call_runs_the_same_flow_for_th
 async def test_a_call_naming_an_unknown_flow_leaves_the_ivr_at_once_and_is_hung_up(ivr):
     linkedid = await ivr.call(flow="no_such_flow", SIM_DIGIT="", SIM_TALK="20")
     await _call_ended(ivr, linkedid)   # ASYNCAGI BREAK: the dialplan goes on to Hangup()
-    assert ivr.service.sessions == {}
+    await poll(lambda: ivr.service.sessions == {}, 5, "no session left")
     assert await ivr.pool.fetchval("SELECT count(*) FROM ivr_sessions") == 0
