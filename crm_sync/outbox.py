@@ -18,7 +18,7 @@ _INSERT = """INSERT INTO outbox_events (id, event_type, schema_version, ordering
 
 @dataclass(frozen=True)
 class Event:
-    """One outbox row not written yet (see :func:`enqueue_many`)."""
+    """One outbox row not written yet (see :func:`insert_many`)."""
 
     event_type: str
     payload: dict[str, Any]
@@ -47,13 +47,20 @@ async def enqueue(
     return event_id
 
 
-async def enqueue_many(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """Insert several events in one round trip (asyncpg pipelines ``executemany``), in order:
-    their sequence numbers, and so their delivery order per ordering key, follow the list."""
-    if not events:
-        return
-    if not conn.is_in_transaction():
-        raise RuntimeError("outbox.enqueue_many must run inside the transaction that makes the change")
+def insert_many(first_param: int = 1) -> str:
+    """An INSERT of the events that :func:`as_arrays` turns into six array parameters,
+    numbered from ``$first_param``: for one statement that also makes the change (a CTE)."""
+    p = [f"${first_param + i}" for i in range(6)]
+    return f"""INSERT INTO outbox_events (id, event_type, schema_version, ordering_key, payload, occurred_at)
+        SELECT id, event_type, schema_version, ordering_key, payload, occurred_at
+          FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::int[], {p[3]}::text[], {p[4]}::jsonb[],
+                      {p[5]}::timestamptz[]) WITH ORDINALITY
+               AS e(id, event_type, schema_version, ordering_key, payload, occurred_at, n)
+         ORDER BY n"""
+
+
+def as_arrays(events: Sequence[Event]) -> list[list[Any]]:
     now = datetime.now(timezone.utc)
-    await conn.executemany(_INSERT, [(e.event_id, e.event_type, e.schema_version, e.ordering_key, e.payload,
-                                      e.occurred_at or now) for e in events])
+    return [[e.event_id for e in events], [e.event_type for e in events], [e.schema_version for e in events],
+            [e.ordering_key for e in events], [e.payload for e in events], [e.occurred_at or now for e in events]]
+

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from crm_sync import outbox
 from lifecycle.models import CallOutcome, Contact, NewContact, Stage, Task, TaskPlan, TaskState
 
 _CONTACT = """SELECT c.*, COALESCE((SELECT array_agg(p.phone ORDER BY p.position, p.phone)
@@ -75,14 +76,26 @@ async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence
                            [(p, contact_id, i) for i, p in enumerate(phones)])
 
 
-async def update_fields(conn: asyncpg.Connection, contact_id: int, fields: dict[str, Any],
-                        now: datetime | None) -> None:
-    """Set columns by name (and ``updated_at`` to ``now`` unless None); names come from
-    code (UPDATABLE and the service), never from input."""
-    if now is not None:
-        fields = {**fields, "updated_at": now}
-    assigns = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(fields))
-    await conn.execute(f"UPDATE contacts SET {assigns} WHERE id = $1", contact_id, *fields.values())
+async def write_back(conn: asyncpg.Connection, updates: dict[int, tuple[dict[str, Any], datetime | None]],
+                     events: Sequence[outbox.Event]) -> None:
+    """Contact columns by name (``updated_at`` set too unless None) and outbox rows, in ONE
+    statement: one round trip, whatever a transaction changed. Column names come from code
+    (UPDATABLE and the service), never from input."""
+    ctes, args = [], []
+    for contact_id, (fields, now) in updates.items():
+        if now is not None:
+            fields = {**fields, "updated_at": now}
+        args.append(contact_id)
+        first = len(args)
+        assigns = ", ".join(f"{n} = ${first + 1 + i}" for i, n in enumerate(fields))
+        args.extend(fields.values())
+        ctes.append(f"c{first} AS (UPDATE contacts SET {assigns} WHERE id = ${first})")
+    if not ctes and not events:
+        return
+    main = outbox.insert_many(len(args) + 1) if events else "SELECT 1"
+    if events:
+        args.extend(outbox.as_arrays(events))
+    await conn.execute(f"WITH {', '.join(ctes)} {main}" if ctes else main, *args)
 
 
 async def delete_contact(conn: asyncpg.Connection, contact_id: int) -> None:

@@ -5,8 +5,8 @@ The service opens the transaction, builds a :class:`ContactUnit` and composes it
 a stage rule, a score change or a cadence that a step triggers follows in the same unit.
 
 Writes to the contact row and to the outbox are held in the transaction's :class:`Pending`
-and sent when it commits: one UPDATE per contact and one pipelined insert of every outbox
-row, in the order they were emitted. A call outcome touches the contact row and the outbox
+and sent when it commits, in one statement: an UPDATE of each changed contact and the
+insert of every outbox row, in the order they were emitted. A call outcome touches the contact row and the outbox
 up to a dozen times; each statement is a round trip to PostgreSQL, and on a loaded machine
 each round trip waits for a scheduler slot, so the held-back writes are what keeps an IVR
 keypress's commit short. The unit's ``contact`` mirrors every held change, and loading a
@@ -49,12 +49,15 @@ class Pending:
         self.events.append(event)
 
     async def flush(self, conn: asyncpg.Connection, now: datetime) -> None:
-        """Send what is held: contact rows first (the outbox rows describe them)."""
+        """Send what is held, in one statement."""
+        if not self.fields and not self.events:
+            return
+        if not conn.is_in_transaction():
+            raise RuntimeError("held-back writes must be sent inside their transaction")
         changed, self.fields = self.fields, {}
-        for contact_id, fields in changed.items():
-            await repo.update_fields(conn, contact_id, fields, None if _BOOKKEEPING.issuperset(fields) else now)
         events, self.events = self.events, []
-        await outbox.enqueue_many(conn, events)
+        await repo.write_back(conn, {cid: (fields, None if _BOOKKEEPING.issuperset(fields) else now)
+                                     for cid, fields in changed.items()}, events)
 
 
 @dataclass(frozen=True)

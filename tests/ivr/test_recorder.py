@@ -176,7 +176,7 @@ async def test_a_screening_keypress_commits_in_a_handful_of_round_trips(db_url, 
             conn.add_query_logger(lambda q: statements.append(q.query))
         done = await record(service, flow, s, c.id)
         sent = statements[statements.index("BEGIN;"):statements.index("COMMIT;") + 1]
-        assert len(sent) <= 7, "\n".join(q.split("\n")[0][:80] for q in sent)
+        assert len(sent) <= 6, "\n".join(q.split("\n")[0][:80] for q in sent)
         assert done.contact.tags == (tag,) and (await service.get(c.id)).tags == (tag,)
         assert [t for t, _d in await outbox(pool, c.id)] == ["contact.created", *events]
     finally:
