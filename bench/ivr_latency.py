@@ -6,7 +6,7 @@ For each level, N simulated callers (``Local/s@sim-customer``) enter flows/scree
 at once (a copy whose menu waits 12 s, so every caller sits in the menu when the keys come)
 and press a key 4-6 s after answering: 80% press 2 (low intent, a goodbye prompt), 20% 1
 (high intent, transferred to the sales queue). Measured from the ``DTMFEnd`` event's
-arrival (timestamped by a router listener) to:
+arrival (the time the router stamped on the TCP read that brought it) to:
 
 - commit: the session's one transaction committed (call record, tags, score, outbox rows);
 - prompt: the AGI ``STREAM FILE`` of the next node sent (callers pressing 2).
@@ -69,8 +69,8 @@ class Clocks:
     """Router listener + IVR observer: the moments each call's key arrived, its session
     committed and its next prompt was sent."""
 
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
+    def __init__(self, owner: str, router) -> None:  # noqa: ANN001 - a pbx Router
+        self.owner, self.router = owner, router
         self.dtmf: dict[str, float] = {}
         self.committed: dict[str, float] = {}
         self.commit_started: dict[str, float] = {}
@@ -80,7 +80,9 @@ class Clocks:
     def listener(self, call, event) -> None:  # noqa: ANN001 - a pbx router listener
         if isinstance(event, ev.DTMFEnd) and event.direction == "Received" and call is not None \
                 and call.variables.get("CALLCYCLE_IVR_OWNER") == self.owner:
-            self.dtmf.setdefault(event.linkedid, time.perf_counter())
+            # the read's arrival, on this clock: the wait in the router's queue counts
+            arrived = time.perf_counter() - (time.time() - self.router.arrived_at)
+            self.dtmf.setdefault(event.linkedid, arrived)
 
     def observer(self, kind: str, session, now: float, data: dict) -> None:  # noqa: ANN001
         if kind == "committed":
@@ -100,6 +102,15 @@ async def pings(client, stop: asyncio.Event, out: list[float], every: float = 0.
             await asyncio.wait_for(stop.wait(), every)
         except asyncio.TimeoutError:
             pass
+
+
+async def loop_lag(stop: asyncio.Event, out: list[float], every: float = 0.005) -> None:
+    """How late this process's event loop wakes a task that sleeps ``every`` s: time the
+    loop spent on other work (or waiting for a core) that every call's work waited behind."""
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(every)
+        out.append(max(0.0, time.perf_counter() - t - every))
 
 
 async def wave(n: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, pool) -> list[str]:  # noqa: ANN001
@@ -135,14 +146,16 @@ async def wave(n: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, pool) -> list[
 async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, pool) -> None:  # noqa: ANN001
     """``calls`` callers, ``n`` at a time, with Pings every 50 ms meanwhile; prints the figures."""
     rtts: list[float] = []
+    lags: list[float] = []
     stop = asyncio.Event()
     pinger = asyncio.create_task(pings(pbx.default.client, stop, rtts))
+    lagger = asyncio.create_task(loop_lag(stop, lags))
     started = time.perf_counter()
     ours: list[str] = []
     for _ in range(max(1, calls // n)):
         ours += await wave(n, pbx, ivr, clocks, pool)
     stop.set()
-    await pinger
+    await asyncio.gather(pinger, lagger)
     have = [x for x in ours if x in clocks.dtmf]
     commit = [clocks.committed[x] - clocks.dtmf[x] for x in have if x in clocks.committed]
     start = [clocks.commit_started[x] - clocks.dtmf[x] for x in have if x in clocks.commit_started]
@@ -157,6 +170,7 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     print(f"    of which the transaction        : {fmt(tx)}")
     print(f"  DTMFEnd -> next prompt sent       : {fmt(prompt)}")
     print(f"  AMI Ping round trip (same run)    : {fmt(rtts)}")
+    print(f"  event-loop lag (5 ms probe)       : {fmt(lags)}")
     print(f"  AMI connection: {pbx.default.client.stats}")
 
 
@@ -178,7 +192,7 @@ async def main(args: argparse.Namespace) -> None:
             lifecycle = LifecycleService(pool, SystemClock(), s.feature("lifecycle", LifecycleSettings))
             ivr = IvrService(ivr_settings, lifecycle, SystemClock())
             pbx = Pbx(s.asterisk)
-            clocks = Clocks(owner)
+            clocks = Clocks(owner, pbx.default.router)
             pbx.default.router.add_listener(clocks.listener)
             ivr.observers.append(clocks.observer)
             ivr.register(pbx)

@@ -2,9 +2,10 @@
 
 The server (the real app, embedded PostgreSQL and Redis, connected to the sandbox Asterisk)
 runs in this process; the feed clients run in a second process (WebSockets, one asyncio
-loop), so client-side work does not slow the server down. Every call delta carries ``at``,
-stamped by the monitor's router listener when the AMI event arrived; each client records
-``received - at`` for the deltas of the benchmark's own calls (the sandbox is shared).
+loop), so client-side work does not slow the server down. Every call delta carries ``at``:
+the time the TCP read holding its AMI event arrived (stamped by the router, so the wait in
+its queue counts); each client records ``received - at`` for the deltas of the
+benchmark's own calls (the sandbox is shared).
 
 Two rounds, same load (``--calls`` concurrent sandbox calls: Local/s@sim-customer answering
 after 1 s, talking ``--talk`` s, the other half in Wait()): first one client (the baseline),

@@ -45,7 +45,9 @@ class LiveState:
     # -- the router listener ----------------------------------------------------------------
 
     def on_event(self, call: Call | None, event: Any) -> None:
-        at = self.clock()
+        # A delta's "at" is when the AMI event reached us (not when the router got to it),
+        # so a supervisor's latency figure counts the wait in the router's queue too.
+        at = self.router.arrived_at or self.clock()
         if isinstance(event, ev.CallEnded):
             self._end(event.linkedid, at)
             return

@@ -69,6 +69,7 @@ class Router:
         self.low_water = high_water // 2
         self.pause_reading: Callable[[bool], None] | None = None
         self._paused = False
+        self.arrived_at = 0.0   # wall-clock time the TCP read holding the current event arrived
         self._factories: list[CallFactory] = []
         self._listeners: list[Listener] = []
         self.stats = {"events": 0, "typed": 0, "malformed": 0, "handler_errors": 0}
@@ -94,7 +95,7 @@ class Router:
     # -- the producer side (called from the protocol, never blocks) -----------------------
 
     def feed(self, batch: list[dict[str, Any]]) -> None:
-        self._items.append(batch)
+        self._items.append((time.time(), batch))
         self._queued += len(batch)
         self._wakeup.set()
         if not self._paused and self._queued > self.high_water and self.pause_reading is not None:
@@ -127,10 +128,11 @@ class Router:
         deadline = time.perf_counter() + budget if budget is not None else None
         while items:
             item = items.popleft()
-            if isinstance(item, list):
-                done = self._process_batch(item, deadline)
-                if done < len(item):
-                    items.appendleft(item[done:])   # the rest of this read, first in line
+            if isinstance(item, tuple):
+                self.arrived_at, batch = item
+                done = self._process_batch(batch, deadline)
+                if done < len(batch):
+                    items.appendleft((self.arrived_at, batch[done:]))   # the rest of this read, first in line
                     return False
             elif isinstance(item, Resync):
                 self._resync(item)
