@@ -7,6 +7,7 @@ handed back before the database it writes to goes away.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -42,12 +43,22 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The lifecycle service, and its sweeps (task.due, stale claims) on a timer."""
+    from lifecycle import sweeper
     from lifecycle.config import LifecycleSettings
     from lifecycle.service import LifecycleService
 
     lifecycle = app[keys.SETTINGS].feature("lifecycle", LifecycleSettings)
-    app[keys.LIFECYCLE] = LifecycleService(app[keys.DB], app[keys.CLOCK], lifecycle, app[keys.LIFECYCLE_RULES])
-    yield
+    service = LifecycleService(app[keys.DB], app[keys.CLOCK], lifecycle, app[keys.LIFECYCLE_RULES])
+    app[keys.LIFECYCLE] = service
+    sweeps = asyncio.create_task(sweeper.run(service, lifecycle.sweep_interval), name="lifecycle-sweeps") \
+        if lifecycle.sweep_interval > 0 else None
+    try:
+        yield
+    finally:
+        if sweeps is not None:
+            sweeps.cancel()
+            await asyncio.gather(sweeps, return_exceptions=True)
 
 
 async def _crm_sync_ctx(app: web.Application) -> AsyncIterator[None]:

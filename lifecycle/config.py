@@ -17,3 +17,6 @@ class LifecycleSettings:
     rules_file: str = "config/lifecycle.toml"
     # Rows per transaction in the bulk import.
     import_batch_size: int = 5000
+    # Seconds between sweeps: task.due for cadence tasks that became workable, and claimed
+    # leads not followed up in time released to the shared pool. 0: no sweeps here.
+    sweep_interval: float = 30.0

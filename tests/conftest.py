@@ -124,7 +124,9 @@ def make_settings(db_url: str, redis_url: str, tmp_path: Path):
 
     def make(**env_overrides: str) -> Settings:
         env = {**_sandbox_env(), "DATABASE_URL": db_url, "REDIS_URL": redis_url,
-               "CALLCYCLE_SERVER_DATA_DIR": str(tmp_path / "data"), **env_overrides}
+               "CALLCYCLE_SERVER_DATA_DIR": str(tmp_path / "data"),
+               # Tests drive the lifecycle's sweeps themselves (a manual clock decides what is due).
+               "CALLCYCLE_LIFECYCLE_SWEEP_INTERVAL": "0", **env_overrides}
         s = settings_mod.load(ROOT / "config" / "callcycle.toml", env)
         tokens = tuple(ApiToken(f"test-{role}", role, tok) for role, tok in ROLE_TOKENS.items())
         return settings_mod.with_changes(s, api_tokens=tokens)

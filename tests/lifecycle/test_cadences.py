@@ -2,7 +2,10 @@
 
 from datetime import datetime, timedelta, timezone
 
+from callcycle import keys
+from callcycle.app import init_app
 from tests.lifecycle.conftest import START, events, outcome
+from tests.pbx.tools import eventually
 
 H = timedelta(hours=1)
 
@@ -110,3 +113,21 @@ async def test_due_tasks_are_emitted_once_when_they_become_workable(service, db_
     assert await service.emit_due_tasks() == 1
     due = await events(db_pool, c.id, "task.due")
     assert [e["data"]["task"]["due_at"] for e in due] == [(START + 24 * H).isoformat(), (START + 72 * H).isoformat()]
+
+
+async def test_the_server_sweeps_due_tasks_and_stale_claims_on_its_own(aiohttp_client, make_settings, db_pool, clock):
+    app = init_app(make_settings(CALLCYCLE_LIFECYCLE_SWEEP_INTERVAL="0.05"), clock=clock, with_pbx=False)
+    await aiohttp_client(app)
+    service = app[keys.LIFECYCLE]
+    c = await service.find_or_create_by_phone("+14155550123")
+    await service.record_call(outcome(c.id, clock, disposition="no_answer", talk_seconds=0))
+    claimed = await service.find_or_create_by_phone("+14155550124")
+    await service.claim(claimed.id, "agent-7")
+    await eventually(lambda: events(db_pool, c.id, "task.due"), 5, what="the first touch announced as due")
+    clock.advance(25 * H)   # the claim's 24 h follow-up window passed without a touch
+    await eventually(lambda: _released(service, claimed.id), 5, what="the stale claim released")
+    assert len(await events(db_pool, c.id, "task.due")) == 1   # once, however many sweeps ran
+
+
+async def _released(service, contact_id: int) -> bool:
+    return (await service.get(contact_id)).owner_agent is None
