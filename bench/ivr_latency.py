@@ -186,7 +186,7 @@ async def main(args: argparse.Namespace) -> None:
     ivr_settings = dataclasses.replace(s.feature("ivr", IvrSettings), flows_dir=str(flows), owner=owner)
     data = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     try:
-        async with database(os.environ.get("DATABASE_URL", ""), data, min_size=4, max_size=args.pool) as (pool, _):
+        async with database(os.environ.get("DATABASE_URL", ""), data, min_size=args.pool, max_size=args.pool) as (pool, _):
             async with pool.acquire() as conn:
                 await migrate.apply(conn)
             lifecycle = LifecycleService(pool, SystemClock(), s.feature("lifecycle", LifecycleSettings))

@@ -41,9 +41,18 @@ class EmbeddedPostgres:
             await asyncio.get_running_loop().run_in_executor(None, server.cleanup)
 
 
+# Array types our statements pass as parameters (outbox rows, IVR steps, imports). asyncpg
+# learns a type the first time a statement uses it, with an introspection query that costs
+# four round trips and tens of milliseconds: on a pooled connection's first call outcome,
+# that would land in the middle of its commit. A new connection learns them at once.
+_ARRAY_TYPES = ("uuid[]", "text[]", "int[]", "bigint[]", "timestamptz[]", "jsonb[]")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    params = ", ".join(f"${i}::{t}" for i, t in enumerate(_ARRAY_TYPES, start=1))
+    await conn.prepare(f"SELECT {params}")
 
 
 async def _release_as_is(conn: asyncpg.Connection) -> None:

@@ -47,7 +47,7 @@ class ServerSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = ""
-    pool_min: int = 2
+    pool_min: int = 10
     pool_max: int = 10
 
 
