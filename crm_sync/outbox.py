@@ -60,7 +60,7 @@ def insert_many(first_param: int = 1) -> str:
 
 
 def as_arrays(events: Sequence[Event]) -> list[list[Any]]:
+    """The parameters of :func:`insert_many`: one array per column."""
     now = datetime.now(timezone.utc)
     return [[e.event_id for e in events], [e.event_type for e in events], [e.schema_version for e in events],
             [e.ordering_key for e in events], [e.payload for e in events], [e.occurred_at or now for e in events]]
-
