@@ -46,6 +46,7 @@ class Bus:
         self.redis = redis
         self.channel = channel
         self.instance = instance
+        self._own_prefix = json.dumps({"o": instance})[:-1].encode()   # how _flush's messages start
         self._on_message = on_message
         self._on_subscribed = on_subscribed
         self._outbox: deque[dict[str, Any]] = deque()
@@ -143,6 +144,8 @@ class Bus:
             delay = min(delay * 2, 10.0)
 
     def _receive(self, raw: bytes) -> None:
+        if raw.startswith(self._own_prefix):
+            return   # our own message back from the channel: not worth decoding
         try:
             message = json.loads(raw)
         except ValueError:

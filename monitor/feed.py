@@ -20,7 +20,8 @@ while its writer was busy goes out merged into one frame:
      "at": 1.7e9 | null}            # data null: the entity is gone
     {"type": "sample", "point": {"t": ..., "abandon_rate": ..., "occupancy": ...}}
 
-``seq`` increases by one per delta on one instance; a client that connects to another
+``seq`` increases with every change on one instance; an entity changed several times
+before a flush is sent once, in its latest state (so ``seq`` may skip). A client that connects to another
 instance starts again from that instance's snapshot.
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -43,6 +44,28 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str, separators=(",", ":"))
 
 
+def latest_only(pending: list[tuple[int, Delta]]) -> list[tuple[int, Delta]]:
+    """One delta per entity: its latest, in the order of the latest changes. A console needs
+    an entity's current state, and during a burst of AMI events a call changes several
+    times per flush (its early states would be bytes that every console parses for
+    nothing). The kept delta's ``at`` is the earliest of those it replaces, so a latency
+    measured from it counts the change that waited longest."""
+    if len(pending) < 2:
+        return pending
+    latest: dict[tuple[str, str], tuple[int, Delta]] = {}
+    first_at: dict[tuple[str, str], float | None] = {}
+    for seq, d in pending:
+        key = (d.kind, d.id)
+        latest.pop(key, None)        # re-insert: dict order becomes the order of latest changes
+        latest[key] = (seq, d)
+        if key not in first_at or first_at[key] is None:
+            first_at[key] = d.at
+    if len(latest) == len(pending):
+        return pending
+    return [(seq, d if d.at == first_at[k] else dataclasses.replace(d, at=first_at[k]))
+            for k, (seq, d) in latest.items()]
+
+
 class Monitor:
     def __init__(self, settings: MonitorSettings, redis: aioredis.Redis, *, instance: str | None = None,
                  kpi_source: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> None:
@@ -61,6 +84,7 @@ class Monitor:
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._pending: list[tuple[int, Delta]] = []
         self._flush_scheduled = False
+        self._next_flush = 0.0   # loop time before which a flush waits (see _changed)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- wiring --------------------------------------------------------------------------------
@@ -125,18 +149,33 @@ class Monitor:
             self.bus.delta(delta.kind, delta.id, delta.data, delta.at)
 
     def _changed(self, seq: int, delta: Delta) -> None:
-        # Changes are sent once per event-loop turn: a burst of AMI events (the router
-        # drains a whole read at once) becomes one frame per client, not one per change.
+        # Changes are sent once per event-loop turn (a router slice's changes become one
+        # frame per client), but a flush costs a socket write per client: with hundreds of
+        # consoles, a flush after every slice of a burst of AMI events would take the loop
+        # from the router and make every later delta wait. So flushing may use at most half
+        # of the loop: after a flush that took d seconds the next waits d (one console: at once).
         self._pending.append((seq, delta))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            wait = self._next_flush - loop.time()
+            if wait > 0:
+                loop.call_later(wait, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         pending, self._pending = self._pending, []
         if not pending or not self.hub.clients:
             return
+        started = time.perf_counter()
+        self._broadcast(pending)
+        took = time.perf_counter() - started
+        self._next_flush = asyncio.get_running_loop().time() + took
+
+    def _broadcast(self, pending: list[tuple[int, Delta]]) -> None:
+        pending = latest_only(pending)
 
         def encode(audience: Audience) -> tuple[int, bytes] | None:
             messages = []

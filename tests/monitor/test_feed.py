@@ -101,11 +101,13 @@ async def test_a_slow_client_is_dropped_and_never_stalls_the_others(aiohttp_clie
     for _ in range(16):
         mon.campaigns.update("load", n=sent, blob=blob)
         sent += 1
-    # The fast client got every delta, in order, with no gap.
+    # The fast client kept up: it got the latest state, in order (a change superseded
+    # within one flush is sent once, in its latest state).
     await eventually(lambda: fast.deltas("campaign") and fast.deltas("campaign")[-1]["data"]["n"] == sent - 1, 20)
     seqs = [m["seq"] for m in fast.messages[1:] if m["type"] == "delta"]   # not the periodic samples
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-    assert len(fast.deltas("campaign")) == sent
+    assert seqs == sorted(set(seqs))
+    ns = [d["data"]["n"] for d in fast.deltas("campaign")]
+    assert ns == sorted(set(ns)) and ns[-1] == sent - 1
     # The slow client, reading at last, finds the close frame with the reason.
     async for _msg in slow:
         pass

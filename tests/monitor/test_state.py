@@ -140,3 +140,15 @@ def test_history_gives_abandon_rate_over_the_window_and_occupancy():
     p = h.sample(70, {"queue": {"q": {"answered": 19, "abandoned": 1}},
                       "campaign": {"c": {"answered": 10, "abandoned": 0}}, "agent": {}})
     assert p["abandon_rate"] == 0.0 and p["occupancy"] is None
+
+
+def test_a_flush_sends_each_entity_once_in_its_latest_state_stamped_with_its_oldest_change():
+    from monitor.service import latest_only
+
+    pending = [(1, Delta("call", "a", {"state": "ringing"}, 10.0)), (2, Delta("call", "b", {"state": "up"}, 11.0)),
+               (3, Delta("call", "a", {"state": "up"}, 12.0)), (4, Delta("agent", "a", {"state": "busy"}, 13.0))]
+    kept = latest_only(pending)
+    assert [(seq, d.kind, d.id, d.data, d.at) for seq, d in kept] == [
+        (2, "call", "b", {"state": "up"}, 11.0), (3, "call", "a", {"state": "up"}, 10.0),
+        (4, "agent", "a", {"state": "busy"}, 13.0)]
+    assert latest_only(pending[:2]) == pending[:2]   # nothing superseded: the list as it was
