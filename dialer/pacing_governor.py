@@ -1,8 +1,9 @@
 """The abandon governor: turns the rolling abandon rates into the predictive safety margin.
 
 Regulators bound abandoned / live-answered calls per campaign: 3% over 30 days (FCC) and
-over any 24 h (Ofcom).  The governor aims below the target (``setpoint``) and reads three
-rates:
+over any 24 h (Ofcom).  The governor aims below the target (``setpoint``, 92% of it: at 85% the
+benchmark left a sixth of the budget unspent, and the worst seed ends near 2.8%) and reads
+three rates:
 
 * the long rate, the worse of the 30-day and 24-hour windows — what is judged.  It acts
   as the integral term: it is a running sum of past errors, so a deficit early in the day
@@ -32,11 +33,11 @@ from dialer.pacing_stats import WINDOW_24H, WINDOW_30D
 class AbandonGovernor:
     """Stateless except for the progressive cut's hysteresis."""
 
-    def __init__(self, *, setpoint: float = 0.85, z_nominal: float = 2.0, k_long: float = 8.0,
+    def __init__(self, *, setpoint: float = 0.92, z_nominal: float = 2.0, k_long: float = 8.0,
                  k_short: float = 1.0, below: float = 0.5, short_window: float = 600.0,
                  shrink_long: float = 200.0, shrink_short: float = 30.0, z_min: float = 1.0,
-                 z_max: float = 4.0, cut_at: float = 0.97, resume_at: float = 0.9,
-                 min_live_for_cut: int = 500, warmup: float = 1.0, warmup_live: float = 300.0) -> None:
+                 z_max: float = 4.0, cut_at: float = 1.0, resume_at: float = 0.95,
+                 min_live_for_cut: int = 1500, warmup: float = 1.0, warmup_live: float = 300.0) -> None:
         self.setpoint, self.z_nominal = setpoint, z_nominal
         self.k_long, self.k_short, self.short_window, self.below = k_long, k_short, short_window, below
         self.shrink_long, self.shrink_short = shrink_long, shrink_short
@@ -68,7 +69,10 @@ class AbandonGovernor:
         z += self.warmup * max(0.0, 1.0 - l30 / self.warmup_live)
         z = min(max(z, self.z_min), self.z_max)
         # the last resort: progressive dialing never abandons, but it costs big teams half
-        # their occupancy, so it waits for a window with enough calls to mean something
+        # their occupancy (a 10-agent team at 10% answers falls to 40%), so it waits for the
+        # target itself over a window with enough calls to mean something: cutting at 97%
+        # over 500 calls fired on early-shift noise and cost such teams a fifth of the shift,
+        # while the integral term alone holds every seed of the benchmark grid under 3%
         if worst_live >= self.min_live_for_cut and worst_raw >= self.cut_at * target:
             self.cut = True
         elif self.cut and worst_raw < self.resume_at * target:

@@ -122,10 +122,33 @@ def test_governor_tightens_as_the_abandon_rate_climbs() -> None:
     assert lines[0] > lines[1]
 
 
-def test_governor_cuts_to_progressive_near_the_target() -> None:
+def test_governor_spends_the_budget_up_to_its_setpoint_close_to_the_target() -> None:
+    # 27 in 1000 = 2.7% is under the setpoint (92% of 3%): the margin relaxes below nominal instead of
+    # holding the rate far from the target
+    d = make_policy("predictive").decide(inputs(_with_abandons(fed_stats(), 1 / 38)))
+    gov = d.explanation["governor"]
+    assert 0.025 < gov["abandon_rate_24h"] < gov["setpoint"] < 0.03
+    assert gov["z"] < 2.0
+
+
+def test_governor_keeps_predicting_just_under_the_target() -> None:
+    # 30 in 1020 = 2.94%: close to the target but under it, the integral term widens the
+    # margin; progressive dialing (which halves a small team's occupancy) waits for 3% itself
+    wrapping = dict(agents_ready=0, agents_busy=10, agents_free_soon=(1.0,) * 10, agents_busy_elapsed=(-1.0,) * 10)
+    st = _with_abandons(fed_stats(), 1 / 34, n=1020, now=2000.0)
+    st = _with_abandons(st, 1 / 34, n=1020, now=3000.0)   # 2040 live answers: enough to be judged
+    d = make_policy("predictive").decide(inputs(st, now=3000.0, **wrapping))
+    gov = d.explanation["governor"]
+    assert gov["live_24h"] >= 1500 and 0.0291 < gov["abandon_rate_24h"] < 0.03
+    assert gov["mode"] == "predictive" and d.explanation.get("acting_as") is None
+    assert gov["z"] > 2.0   # above nominal: the margin is wider
+    assert d.lines_to_dial > 0   # progressive dialing would start nothing: no agent is ready
+
+
+def test_governor_cuts_to_progressive_at_the_target() -> None:
     pol = make_policy("predictive")
-    d = pol.decide(inputs(_with_abandons(fed_stats(), 1 / 30), agents_ready=5, lines_in_flight=1,
-                          lines_in_flight_ages=(1.0,)))
+    st = _with_abandons(_with_abandons(fed_stats(), 1 / 30), 1 / 30, now=3000.0)   # 2000 live, 3.35%
+    d = pol.decide(inputs(st, now=3000.0, agents_ready=5, lines_in_flight=1, lines_in_flight_ages=(1.0,)))
     assert d.explanation.get("acting_as") == "progressive"
     assert d.lines_to_dial == 4
 
