@@ -8,6 +8,7 @@ handed back before the database it writes to goes away.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -108,7 +109,16 @@ def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool =
     _add_lifecycle(app, settings)
     _add_ivr(app)
     _add_dialer(app)
+    app.on_startup.append(_freeze_startup_objects)   # after every cleanup_ctx has started
     return app
+
+
+async def _freeze_startup_objects(_app: web.Application) -> None:
+    """Leave what start-up built (modules, flows, rules, pools) out of the garbage
+    collector's full passes: with it, one full pass took 50-130 ms, a stall of every call's
+    events and every console's deltas; without it, a pass scans only what came later."""
+    gc.collect()
+    gc.freeze()
 
 
 def _add_lifecycle(app: web.Application, settings: Settings) -> None:
