@@ -6,11 +6,12 @@ a stage rule, a score change or a cadence that a step triggers follows in the sa
 
 Writes to the contact row and to the outbox are held in the transaction's :class:`Pending`
 and sent when it commits, in one statement: an UPDATE of each changed contact and the
-insert of every outbox row, in the order they were emitted. A call outcome touches the contact row and the outbox
-up to a dozen times; each statement is a round trip to PostgreSQL, and on a loaded machine
-each round trip waits for a scheduler slot, so the held-back writes are what keeps an IVR
-keypress's commit short. The unit's ``contact`` mirrors every held change, and loading a
-contact sends what is pending first, so nothing inside the transaction reads a stale row.
+insert of every outbox row, in the order they were emitted. A call outcome touches the
+contact row and the outbox up to a dozen times; each statement is a round trip to
+PostgreSQL, and on a loaded machine each round trip waits for a scheduler slot, so the
+held-back writes are what keeps an IVR keypress's commit short. The unit's ``contact``
+mirrors every held change, and loading a contact sends what is pending first, so nothing
+inside the transaction reads a stale row.
 """
 
 from __future__ import annotations
