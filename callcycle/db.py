@@ -45,7 +45,7 @@ class EmbeddedPostgres:
 # learns a type the first time a statement uses it, with an introspection query that costs
 # four round trips and tens of milliseconds: on a pooled connection's first call outcome,
 # that would land in the middle of its commit. A new connection learns them at once.
-_ARRAY_TYPES = ("uuid[]", "text[]", "int[]", "bigint[]", "timestamptz[]", "jsonb[]")
+_ARRAY_TYPES = ("uuid[]", "int[]", "bigint[]", "timestamptz[]", "jsonb[]")   # text[] it knows
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

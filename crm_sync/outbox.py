@@ -12,8 +12,6 @@ from typing import Any
 import asyncpg
 
 NOTIFY_CHANNEL = "callcycle_outbox"  # notified by migration 0202's trigger
-_INSERT = """INSERT INTO outbox_events (id, event_type, schema_version, ordering_key, payload, occurred_at)
-             VALUES ($1, $2, $3, $4, $5, $6)"""
 
 
 @dataclass(frozen=True)
@@ -41,10 +39,9 @@ async def enqueue(
     """Insert one event; the outbox's trigger NOTIFYs the delivery workers at commit."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.enqueue must run inside the transaction that makes the change")
-    event_id = event_id or uuid.uuid4()
-    await conn.execute(_INSERT, event_id, event_type, schema_version, ordering_key, payload,
-                       occurred_at or datetime.now(timezone.utc))
-    return event_id
+    event = Event(event_type, payload, ordering_key, occurred_at, schema_version, event_id or uuid.uuid4())
+    await conn.execute(insert_many(), *as_arrays([event]))
+    return event.event_id
 
 
 def insert_many(first_param: int = 1) -> str:

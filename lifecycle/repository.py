@@ -90,11 +90,13 @@ async def write_back(conn: asyncpg.Connection, updates: dict[int, tuple[dict[str
         assigns = ", ".join(f"{n} = ${first + 1 + i}" for i, n in enumerate(fields))
         args.extend(fields.values())
         ctes.append(f"c{first} AS (UPDATE contacts SET {assigns} WHERE id = ${first})")
-    if not ctes and not events:
-        return
-    main = outbox.insert_many(len(args) + 1) if events else "SELECT 1"
     if events:
+        main = outbox.insert_many(len(args) + 1)
         args.extend(outbox.as_arrays(events))
+    elif ctes:
+        main = "SELECT 1"
+    else:
+        return
     await conn.execute(f"WITH {', '.join(ctes)} {main}" if ctes else main, *args)
 
 
