@@ -38,6 +38,11 @@ async def get_contact(conn: asyncpg.Connection, contact_id: int) -> Contact | No
     return to_contact(row) if row else None
 
 
+async def contacts_by_id(conn: asyncpg.Connection, contact_ids: Sequence[int]) -> dict[int, Contact]:
+    rows = await conn.fetch(f"{_CONTACT} WHERE c.id = ANY($1)", list(contact_ids))
+    return {r["id"]: to_contact(r) for r in rows}
+
+
 async def lock_contact(conn: asyncpg.Connection, contact_id: int) -> tuple[Contact, datetime | None] | None:
     """The contact, row-locked to serialise concurrent changes to it (a call outcome and a
     CRM event), and when its score last decayed; one round trip."""

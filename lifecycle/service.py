@@ -182,10 +182,11 @@ class LifecycleService:
         """Emit ``task.due`` once for each open task that became workable; returns how many."""
         async with self.transaction() as (conn, ctx):
             tasks = await repo.unemitted_due(conn, now or ctx.now, limit)
+            contacts = await repo.contacts_by_id(conn, {t.contact_id for t in tasks}) if tasks else {}
             for task in tasks:
-                contact = await repo.get_contact(conn, task.contact_id)
-                await outbox.enqueue(conn, "task.due", {"contact": contact.ref(), "task": task.to_event()},
-                                     ordering_key=f"contact:{task.contact_id}", occurred_at=ctx.now)
+                ctx.pending.event(outbox.Event("task.due", {"contact": contacts[task.contact_id].ref(),
+                                                            "task": task.to_event()},
+                                               ordering_key=f"contact:{task.contact_id}", occurred_at=ctx.now))
             await repo.mark_due_emitted(conn, [t.id for t in tasks])
             return len(tasks)
 
