@@ -12,6 +12,7 @@ Every entity the supervisor console shows is a dict of one of these kinds:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -92,3 +93,25 @@ def same(a: Entity | None, b: Entity | None) -> bool:
     if a.keys() != b.keys():
         return False
     return all(a[k] == b[k] for k in a if k not in VOLATILE)
+
+
+def latest_only(pending: list[tuple[int, Delta]]) -> list[tuple[int, Delta]]:
+    """One delta per entity: its latest, in the order of the latest changes. A console needs
+    an entity's current state, and during a burst of AMI events a call changes several
+    times per flush (its early states would be bytes that every console parses for
+    nothing). The kept delta's ``at`` is the earliest of those it replaces, so a latency
+    measured from it counts the change that waited longest."""
+    if len(pending) < 2:
+        return pending
+    latest: dict[tuple[str, str], tuple[int, Delta]] = {}
+    first_at: dict[tuple[str, str], float | None] = {}
+    for seq, d in pending:
+        key = (d.kind, d.id)
+        latest.pop(key, None)        # re-insert: dict order becomes the order of latest changes
+        latest[key] = (seq, d)
+        if first_at.get(key) is None:
+            first_at[key] = d.at
+    if len(latest) == len(pending):
+        return pending
+    return [(seq, d if d.at == first_at[k] else dataclasses.replace(d, at=first_at[k]))
+            for k, (seq, d) in latest.items()]

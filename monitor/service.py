@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import socket
@@ -32,7 +31,7 @@ from monitor.config import MonitorSettings
 from monitor.errors import ActionRefused
 from monitor.feed import Hub
 from monitor.history import History
-from monitor.models import Audience, Delta, audience_of
+from monitor.models import Audience, Delta, audience_of, latest_only
 from monitor.state import LiveState
 from monitor.views import for_audience, refresh
 
@@ -42,28 +41,6 @@ Command = Callable[..., Awaitable[None]]
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=str, separators=(",", ":"))
-
-
-def latest_only(pending: list[tuple[int, Delta]]) -> list[tuple[int, Delta]]:
-    """One delta per entity: its latest, in the order of the latest changes. A console needs
-    an entity's current state, and during a burst of AMI events a call changes several
-    times per flush (its early states would be bytes that every console parses for
-    nothing). The kept delta's ``at`` is the earliest of those it replaces, so a latency
-    measured from it counts the change that waited longest."""
-    if len(pending) < 2:
-        return pending
-    latest: dict[tuple[str, str], tuple[int, Delta]] = {}
-    first_at: dict[tuple[str, str], float | None] = {}
-    for seq, d in pending:
-        key = (d.kind, d.id)
-        latest.pop(key, None)        # re-insert: dict order becomes the order of latest changes
-        latest[key] = (seq, d)
-        if key not in first_at or first_at[key] is None:
-            first_at[key] = d.at
-    if len(latest) == len(pending):
-        return pending
-    return [(seq, d if d.at == first_at[k] else dataclasses.replace(d, at=first_at[k]))
-            for k, (seq, d) in latest.items()]
 
 
 class Monitor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.board import Board
 from monitor.history import History
-from monitor.models import Delta
+from monitor.models import Delta, latest_only
 from monitor.state import LiveState
 from pbx.router import Router
 
@@ -143,8 +143,6 @@ def test_history_gives_abandon_rate_over_the_window_and_occupancy():
 
 
 def test_a_flush_sends_each_entity_once_in_its_latest_state_stamped_with_its_oldest_change():
-    from monitor.service import latest_only
-
     pending = [(1, Delta("call", "a", {"state": "ringing"}, 10.0)), (2, Delta("call", "b", {"state": "up"}, 11.0)),
                (3, Delta("call", "a", {"state": "up"}, 12.0)), (4, Delta("agent", "a", {"state": "busy"}, 13.0))]
     kept = latest_only(pending)
