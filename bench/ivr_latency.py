@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import itertools
 import os
 import random
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from callcycle import logs, migrate, settings as settings_mod  # noqa: E402
+from callcycle.app import freeze_startup_heap  # noqa: E402
 from callcycle.clock import SystemClock  # noqa: E402
 from callcycle.db import database  # noqa: E402
 from ivr.config import IvrSettings  # noqa: E402
@@ -150,12 +152,23 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     stop = asyncio.Event()
     pinger = asyncio.create_task(pings(pbx.default.client, stop, rtts))
     lagger = asyncio.create_task(loop_lag(stop, lags))
+    full_gc: list[float] = []
+
+    def gc_pass(phase: str, info: dict, t0: list[float] = [0.0]) -> None:  # noqa: B006 - its start time
+        if info["generation"] == 2:
+            if phase == "start":
+                t0[0] = time.perf_counter()
+            else:
+                full_gc.append(time.perf_counter() - t0[0])
+
+    gc.callbacks.append(gc_pass)
     started = time.perf_counter()
     ours: list[str] = []
     for _ in range(max(1, calls // n)):
         ours += await wave(n, pbx, ivr, clocks, pool)
     stop.set()
     await asyncio.gather(pinger, lagger)
+    gc.callbacks.remove(gc_pass)
     have = [x for x in ours if x in clocks.dtmf]
     commit = [clocks.committed[x] - clocks.dtmf[x] for x in have if x in clocks.committed]
     start = [clocks.commit_started[x] - clocks.dtmf[x] for x in have if x in clocks.commit_started]
@@ -171,6 +184,7 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     print(f"  DTMFEnd -> next prompt sent       : {fmt(prompt)}")
     print(f"  AMI Ping round trip (same run)    : {fmt(rtts)}")
     print(f"  event-loop lag (5 ms probe)       : {fmt(lags)}")
+    print(f"  full GC passes meanwhile          : {[round(x * 1000, 1) for x in full_gc]} ms")
     print(f"  AMI connection: {pbx.default.client.stats}")
 
 
@@ -206,6 +220,7 @@ async def main(args: argparse.Namespace) -> None:
             print(f"AMI Ping round trip, idle           : {fmt(idle)}")
             await wave(10, pbx, ivr, clocks, pool)   # warm-up (pool connections, statements): not measured
             await asyncio.sleep(3)
+            freeze_startup_heap()   # as the server does once it has started
             for n in args.levels:
                 await level(n, max(n, args.calls_at_1) if n == 1 else n, pbx, ivr, clocks, pool)
                 await asyncio.sleep(3)   # let the last callers' channels go

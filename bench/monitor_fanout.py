@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import re
@@ -164,6 +165,23 @@ async def _round(app, port: int, clients: int, calls: int, talk: int, procs: int
     reqs = [OriginateRequest(attempt_id=f"{PREFIX}{uuid.uuid4().hex[:12]}", channel="Local/s@sim-customer",
                              application="Wait", data=str(talk + 2), timeout_s=30,
                              variables={"SIM_RING": "1", "SIM_TALK": str(talk)}) for _ in range(calls)]
+    # Server-side diagnostics of the same round: how long events waited in the router's
+    # queue, and the garbage collector's full passes.
+    waits: list[float] = []
+    full_gc: list[float] = []
+
+    def waited(_call, _event) -> None:  # noqa: ANN001 - a router listener
+        waits.append(time.time() - server.router.arrived_at)
+
+    def gc_pass(phase: str, info: dict, t0: list[float] = [0.0]) -> None:  # noqa: B006 - its start time
+        if info["generation"] == 2:
+            if phase == "start":
+                t0[0] = time.perf_counter()
+            else:
+                full_gc.append(time.perf_counter() - t0[0])
+
+    server.router.add_listener(waited)
+    gc.callbacks.append(gc_pass)
     started = time.monotonic()
     results = await asyncio.gather(*(server.actions.originate(r) for r in reqs), return_exceptions=True)
     answered = sum(1 for r in results if not isinstance(r, BaseException) and r.success)
@@ -171,6 +189,8 @@ async def _round(app, port: int, clients: int, calls: int, talk: int, procs: int
     while any(c.variables.get("CALLCYCLE_ATTEMPT_ID") in mine for c in server.router.calls.calls.values()):
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)
+    gc.callbacks.remove(gc_pass)
+    server.router.remove_listener(waited)
     out: dict[str, list] = {"latencies": [], "per_client": [], "frames": []}
     for proc in workers:
         proc.stdin.write(b"stop\n")
@@ -186,7 +206,9 @@ async def _round(app, port: int, clients: int, calls: int, talk: int, procs: int
             "frames_per_client": round(statistics.mean(out["frames"]), 1),
             "p50_ms": round(q[49] * 1000, 2), "p90_ms": round(q[89] * 1000, 2), "p99_ms": round(q[98] * 1000, 2),
             "max_ms": round(lat[-1] * 1000, 2) if lat else None,
-            "dropped_clients": app[keys.MONITOR].hub.stats["dropped"]}
+            "dropped_clients": app[keys.MONITOR].hub.stats["dropped"],
+            "router_queue_wait_p99_ms": round(sorted(waits)[int(len(waits) * 0.99)] * 1000, 2) if waits else None,
+            "full_gc_passes_ms": [round(x * 1000, 1) for x in full_gc]}
 
 
 async def run_server(clients: int, calls: int, talk: int, procs: int) -> None:
@@ -215,8 +237,9 @@ async def run_server(clients: int, calls: int, talk: int, procs: int) -> None:
                       f"p99 {result['p99_ms']:.2f} ms  max {result['max_ms']:.2f} ms  "
                       f"({result['samples']} deltas, {result['deltas_per_client']}/client in "
                       f"{result['frames_per_client']} frames, "
-                      f"{result['answered']}/{calls} calls answered, {result['dropped_clients']} clients dropped)",
-                      flush=True)
+                      f"{result['answered']}/{calls} calls answered, {result['dropped_clients']} clients dropped; "
+                      f"router queue wait p99 {result['router_queue_wait_p99_ms']} ms, "
+                      f"full GC passes {result['full_gc_passes_ms']} ms)", flush=True)
                 print(json.dumps(result), flush=True)
                 await asyncio.sleep(2)
         finally:

@@ -114,6 +114,10 @@ def init_app(settings: Settings, *, clock: Clock | None = None, with_pbx: bool =
 
 
 async def _freeze_startup_objects(_app: web.Application) -> None:
+    freeze_startup_heap()
+
+
+def freeze_startup_heap() -> None:
     """Leave what start-up built (modules, flows, rules, pools) out of the garbage
     collector's full passes: with it, one full pass took 50-130 ms, a stall of every call's
     events and every console's deltas; without it, a pass scans only what came later."""

@@ -85,6 +85,9 @@ class Router:
         """``listener(call_or_None, event)`` sees every typed event (the live view, metrics)."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
     def attach(self, linkedid: str, handler: CallHandler) -> bool:
         call = self.calls.get(linkedid)
         if call is None:
