@@ -75,6 +75,9 @@ class Dialing:
 
     def __init__(self, deps: Deps, campaign: Campaign, token: int, stats: CampaignStats) -> None:
         self.d, self.campaign, self.token, self.stats = deps, campaign, token, stats
+        # Attempts this leader reserved and follows itself, claimed before their row commits:
+        # the runner's sweep adopts only the others (two followers would record one call twice).
+        self.claimed: set[str] = set()
 
     @property
     def rules(self) -> compliance.Rules:
@@ -89,12 +92,16 @@ class Dialing:
     async def reserve(self, lead_id: int) -> Reservation | Refusal | None:
         """Check the gate and count the attempt, in one fenced transaction. None when the
         lead is not dialable now (taken, not due, campaign not running)."""
+        claim: list[str] = []
         try:
-            return await self._reserve(lead_id, self.d.clock.now())
-        except asyncpg.UniqueViolationError:
-            return None   # another campaign reserved the same number at the same instant
+            return await self._reserve(lead_id, self.d.clock.now(), claim)
+        except BaseException as exc:
+            self.claimed.difference_update(claim)   # not reserved after all
+            if isinstance(exc, asyncpg.UniqueViolationError):
+                return None   # another campaign reserved the same number at the same instant
+            raise
 
-    async def _reserve(self, lead_id: int, now: datetime) -> Reservation | Refusal | None:
+    async def _reserve(self, lead_id: int, now: datetime, claim: list[str]) -> Reservation | Refusal | None:
         async with self.d.pool.acquire() as conn, conn.transaction():
             state = await repo.hold_fence(conn, self.campaign.id, self.token)
             if state is None:
@@ -118,6 +125,8 @@ class Dialing:
                 return None
             attempt_id = f"d{self.campaign.id}-{lead_id}-{uuid.uuid4().hex[:12]}"
             request = self._request(attempt_id, lead["phone"], lead["contact_id"])
+            claim.append(attempt_id)
+            self.claimed.add(attempt_id)
             await repo.insert_attempt(conn, attempt_id, lead, self.token, self.d.holder, verdict.record,
                                       request.channel, now)
         return Reservation(attempt_id, lead_id, lead["contact_id"], lead["phone"], lead["task_id"], request)
@@ -259,7 +268,8 @@ class Dialing:
         async with self.d.lifecycle.transaction() as (conn, ctx):
             if await repo.hold_fence(conn, self.campaign.id, self.token) is None:
                 raise LeaseLost(self.campaign.id)   # the next leader records it
-            row = await conn.fetchrow("SELECT * FROM dialer_attempts WHERE id = $1", attempt_id)
+            # locked: a second recorder of the same attempt waits here, then sees it ended
+            row = await conn.fetchrow("SELECT * FROM dialer_attempts WHERE id = $1 FOR UPDATE", attempt_id)
             if row is None or row["ended_at"] is not None:
                 return
             lead = await repo.lock_lead(conn, row["lead_id"])

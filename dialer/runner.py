@@ -226,11 +226,15 @@ class CampaignRunner:
                     break
             else:
                 return
-            sent = await self.dialing.originate(reserved)
-            if sent is None:
-                return
-            self.lines_started += 1
-            self.live[reserved.attempt_id] = asyncio.current_task()
+            try:
+                sent = await self.dialing.originate(reserved)
+                if sent is None:
+                    return
+                self.lines_started += 1
+                self.live[reserved.attempt_id] = asyncio.current_task()
+            finally:
+                if reserved.attempt_id not in self.live:   # ended unsent, or left for the sweep
+                    self.dialing.claimed.discard(reserved.attempt_id)
         except LeaseLost:
             self.lease.token = None
             self.wake.set()
@@ -251,6 +255,7 @@ class CampaignRunner:
             log.exception("dialer_follow_failed", campaign_id=self.campaign_id, attempt_id=attempt_id)
         finally:
             self.live.pop(attempt_id, None)
+            self.dialing.claimed.discard(attempt_id)
             self.wake.set()
 
     async def _sweep(self) -> None:
@@ -258,7 +263,7 @@ class CampaignRunner:
         leader's, or one whose recording failed)."""
         async with self.d.pool.acquire() as conn:
             rows = await repo.live_attempts(conn, self.campaign_id)
-        orphans = [r["id"] for r in rows if r["id"] not in self.live]
+        orphans = [r["id"] for r in rows if r["id"] not in self.live and r["id"] not in self.dialing.claimed]
         if not orphans:
             return
         log.info("dialer_adopting_attempts", campaign_id=self.campaign_id, attempts=len(orphans))

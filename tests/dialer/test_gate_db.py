@@ -181,6 +181,20 @@ async def test_a_stale_leader_can_neither_reserve_nor_record(app):
         assert await conn.fetchval("SELECT count(*) FROM calls WHERE attempt_id = $1", reserved.attempt_id) == 1
 
 
+async def test_two_recorders_of_one_attempt_at_once_store_one_call(app):
+    # the line that dialed it and a sweep that adopted it may both end it (seen in CI)
+    cid, (lead,) = await campaign_with(app, ["+14155550133"])
+    dialing = await dialing_for(app, cid)
+    reserved = await dialing.reserve(lead)
+    assert reserved.attempt_id in dialing.claimed                # the sweep leaves it to its line
+    assert await dialing.reserve(lead) is None and dialing.claimed == {reserved.attempt_id}
+    await asyncio.gather(*(end_attempt(app, dialing, reserved.attempt_id) for _ in range(4)))
+    async with app[keys.DB].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM calls WHERE attempt_id = $1", reserved.attempt_id) == 1
+        assert await conn.fetchval("SELECT count(*) FROM outbox_events WHERE event_type = 'call.completed' "
+                                   "AND payload->'call'->>'attempt_id' = $1", reserved.attempt_id) == 1
+
+
 async def test_a_number_live_in_another_campaign_waits(app):
     cid, (lead,) = await campaign_with(app, ["+14155550130"])
     svc = app[keys.DIALER]
