@@ -273,7 +273,7 @@ class Dialing:
             if row is None or row["ended_at"] is not None:
                 return
             lead = await repo.lock_lead(conn, row["lead_id"])
-            unit = await ContactUnit.load(conn, ctx, row["contact_id"])
+            unit = await ContactUnit.load(conn, ctx, row["contact_id"], reserve=("calls",))
             fields = self._fields(t, d, row, now)
             await repo.finish_attempt(conn, attempt_id, fields)
             if d in (Disposition.ABANDONED, Disposition.MACHINE):

@@ -57,16 +57,19 @@ async def commit(lifecycle: LifecycleService, e: Ended) -> Committed:
     async with lifecycle.transaction() as (conn, ctx):
         call_id, contact, refused = None, None, []
         if e.contact_id is not None:
-            unit = await ContactUnit.load(conn, ctx, e.contact_id)
+            unit = await ContactUnit.load(conn, ctx, e.contact_id, reserve=("calls", "ivr_sessions"))
             call_id, refused = await _contact_changes(unit, e)
             contact = unit.contact
+            session_id = await unit.new_id("ivr_sessions")
+        else:
+            session_id = await lifecycle_repo.next_id(conn, "ivr_sessions")
         s = e.state
         transfer = s.transfer.queue or s.transfer.agent if s.transfer else None
         priority = queue_priority(s.transfer.priority, contact.score if contact else 0) \
             if s.transfer and s.transfer.queue else None
         steps = [(r.kind, r.node, r.digits, at) for r, at in zip(s.records, e.stamps, strict=False)]
         steps += [("refused", node, "", e.ended_at) for node in refused]
-        session_id = await repository.insert_session(conn, repository.SessionRow(
+        repository.hold_session(ctx.pending, session_id, repository.SessionRow(
             call_id, e.contact_id, e.server, e.linkedid, e.channel, e.flow, e.flow_version, str(e.direction),
             str(s.outcome), s.node, s.intent, s.digits, s.satisfaction, transfer, priority, e.started_at,
             e.ended_at, e.error), steps)

@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from lifecycle.unit import Pending
+
 
 @dataclass(frozen=True)
 class SessionRow:
@@ -32,25 +34,26 @@ class SessionRow:
     error: str | None = None
 
 
-async def insert_session(conn: asyncpg.Connection, r: SessionRow,
-                         steps: Sequence[tuple[str, str, str, datetime]]) -> int:
-    """The session and its steps ((kind, node, digits, at) in order), in one round trip."""
+_INSERT_SESSION = """INSERT INTO ivr_sessions (id, call_id, contact_id, server, linkedid, channel, flow, flow_version,
+                                               direction, outcome, last_node, intent, digits, satisfaction,
+                                               transfer_to, priority, error, started_at, ended_at)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)"""
+_INSERT_STEPS = """INSERT INTO ivr_steps (session_id, seq, kind, node, digits, at)
+                   SELECT $1, x.ord - 1, x.kind, x.node, x.digits, x.at
+                     FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                          WITH ORDINALITY AS x(kind, node, digits, at, ord)"""
+
+
+def hold_session(pending: Pending, session_id: int, r: SessionRow,
+                 steps: Sequence[tuple[str, str, str, datetime]]) -> None:
+    """The session (its id reserved) and its steps ((kind, node, digits, at) in order),
+    written with the transaction's other held-back writes."""
     kinds, nodes, digits, ats = (list(col) for col in zip(*steps, strict=True)) if steps else ([], [], [], [])
-    return await conn.fetchval(
-        """WITH s AS (
-             INSERT INTO ivr_sessions (call_id, contact_id, server, linkedid, channel, flow, flow_version,
-                                       direction, outcome, last_node, intent, digits, satisfaction, transfer_to,
-                                       priority, error, started_at, ended_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) RETURNING id),
-           steps AS (
-             INSERT INTO ivr_steps (session_id, seq, kind, node, digits, at)
-             SELECT s.id, x.ord - 1, x.kind, x.node, x.digits, x.at
-             FROM s, unnest($19::text[], $20::text[], $21::text[], $22::timestamptz[])
-                     WITH ORDINALITY AS x(kind, node, digits, at, ord))
-           SELECT id FROM s""",
-        r.call_id, r.contact_id, r.server, r.linkedid, r.channel, r.flow, r.flow_version, r.direction, r.outcome,
-        r.last_node, r.intent, r.digits, r.satisfaction, r.transfer_to, r.priority, r.error, r.started_at,
-        r.ended_at, kinds, nodes, digits, ats)
+    pending.insert(_INSERT_SESSION, (
+        session_id, r.call_id, r.contact_id, r.server, r.linkedid, r.channel, r.flow, r.flow_version, r.direction,
+        r.outcome, r.last_node, r.intent, r.digits, r.satisfaction, r.transfer_to, r.priority, r.error,
+        r.started_at, r.ended_at))
+    pending.insert(_INSERT_STEPS, (session_id, kinds, nodes, digits, ats))
 
 
 async def add_error(conn: Any, session_id: int, error: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,9 +13,9 @@ import asyncpg
 from crm_sync import outbox
 from lifecycle.models import CallOutcome, Contact, NewContact, Stage, Task, TaskPlan, TaskState
 
-_CONTACT = """SELECT c.*, COALESCE((SELECT array_agg(p.phone ORDER BY p.position, p.phone)
-                 FROM contact_phones p WHERE p.contact_id = c.id), '{}') AS phones
-              FROM contacts c"""
+_PHONES = """COALESCE((SELECT array_agg(p.phone ORDER BY p.position, p.phone)
+                      FROM contact_phones p WHERE p.contact_id = c.id), '{}') AS phones"""
+_CONTACT = f"SELECT c.*, {_PHONES} FROM contacts c"
 # Columns the API may change directly (stage, score, tags, claims go through the service).
 UPDATABLE = ("external_id", "name", "country", "time_zones", "attributes", "consent", "renewal_date")
 
@@ -43,11 +44,28 @@ async def contacts_by_id(conn: asyncpg.Connection, contact_ids: Sequence[int]) -
     return {r["id"]: to_contact(r) for r in rows}
 
 
-async def lock_contact(conn: asyncpg.Connection, contact_id: int) -> tuple[Contact, datetime | None] | None:
+_TABLE = re.compile(r"[a-z_]+")
+
+
+def _next_id(table: str) -> str:
+    if not _TABLE.fullmatch(table):   # a name from code; checked all the same
+        raise ValueError(f"not a table name: {table!r}")
+    return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
+
+
+async def lock_contact(conn: asyncpg.Connection, contact_id: int, reserve: Sequence[str] = ()
+                       ) -> tuple[Contact, datetime | None, dict[str, int]] | None:
     """The contact, row-locked to serialise concurrent changes to it (a call outcome and a
-    CRM event), and when its score last decayed; one round trip."""
-    row = await conn.fetchrow(f"{_CONTACT} WHERE c.id = $1 FOR UPDATE OF c", contact_id)
-    return (to_contact(row), row["score_at"]) if row else None
+    CRM event), when its score last decayed, and a new id of each table in ``reserve``
+    (for rows written at commit that other rows refer to); one round trip."""
+    ids = "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
+    row = await conn.fetchrow(f"SELECT c.*, {_PHONES}{ids} FROM contacts c WHERE c.id = $1 FOR UPDATE OF c",
+                              contact_id)
+    return (to_contact(row), row["score_at"], {t: row[f"id_{t}"] for t in reserve}) if row else None
+
+
+async def next_id(conn: asyncpg.Connection, table: str) -> int:
+    return await conn.fetchval(f"SELECT {_next_id(table)}")
 
 
 async def id_by_phone(conn: asyncpg.Connection, e164: str) -> int | None:
@@ -81,12 +99,22 @@ async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence
                            [(p, contact_id, i) for i, p in enumerate(phones)])
 
 
+_PARAM = re.compile(r"\$(\d+)")
+
+
 async def write_back(conn: asyncpg.Connection, updates: dict[int, tuple[dict[str, Any], datetime | None]],
-                     events: Sequence[outbox.Event]) -> None:
-    """Contact columns by name (``updated_at`` set too unless None) and outbox rows, in ONE
-    statement: one round trip, whatever a transaction changed. Column names come from code
-    (UPDATABLE and the service), never from input."""
-    ctes, args = [], []
+                     inserts: Sequence[tuple[str, Sequence[Any]]], events: Sequence[outbox.Event]) -> None:
+    """Contact columns by name (``updated_at`` set too unless None), INSERTs (SQL with its
+    own ``$1..$n``, and their values) and outbox rows, in ONE statement: one round trip,
+    whatever a transaction changed. Its parts see the same snapshot and none reads
+    another's rows; foreign keys between them are checked at the statement's end. Column
+    names and SQL come from code (UPDATABLE, the service, the repositories), never from input."""
+    ctes: list[str] = []
+    args: list[Any] = []
+    for n, (sql, values) in enumerate(inserts):
+        base = len(args)
+        ctes.append(f"i{n} AS ({_PARAM.sub(lambda m: f'${int(m[1]) + base}', sql)})")
+        args.extend(values)
     for contact_id, (fields, now) in updates.items():
         if now is not None:
             fields = {**fields, "updated_at": now}
@@ -109,11 +137,13 @@ async def delete_contact(conn: asyncpg.Connection, contact_id: int) -> None:
     await conn.execute("DELETE FROM contacts WHERE id = $1", contact_id)
 
 
-async def add_history(conn: asyncpg.Connection, contact_id: int, from_stage: Stage | None, to_stage: Stage,
-                      reason: str, cause: str, now: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, cause, at) VALUES ($1,$2,$3,$4,$5,$6)",
-        contact_id, from_stage and str(from_stage), str(to_stage), reason, cause, now)
+INSERT_HISTORY = ("INSERT INTO stage_history (contact_id, from_stage, to_stage, reason, cause, at) "
+                  "VALUES ($1,$2,$3,$4,$5,$6)")
+
+
+def history_row(contact_id: int, from_stage: Stage | None, to_stage: Stage, reason: str, cause: str,
+                now: datetime) -> tuple[Any, ...]:
+    return contact_id, from_stage and str(from_stage), str(to_stage), reason, cause, now
 
 
 async def history(conn: asyncpg.Connection, contact_id: int) -> list[dict[str, Any]]:
@@ -122,14 +152,17 @@ async def history(conn: asyncpg.Connection, contact_id: int) -> list[dict[str, A
     return [dict(r) for r in rows]
 
 
-async def insert_call(conn: asyncpg.Connection, o: CallOutcome, stage: Stage) -> int:
-    return await conn.fetchval(
-        """INSERT INTO calls (contact_id, stage, direction, campaign_id, attempt_id, disposition, intent, digits,
-                              ivr_path, satisfaction, talk_seconds, ring_seconds, agent, started_at, ended_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING id""",
-        o.contact_id, str(stage), str(o.direction), o.campaign_id, o.attempt_id, o.disposition, o.intent,
-        o.digits, list(o.ivr_path), o.satisfaction, o.talk_seconds, o.ring_seconds, o.agent,
-        o.started_at, o.ended_at)
+INSERT_CALL = """INSERT INTO calls (id, contact_id, stage, direction, campaign_id, attempt_id, disposition, intent,
+                                   digits, ivr_path, satisfaction, talk_seconds, ring_seconds, agent, started_at,
+                                   ended_at)
+                VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)"""
+
+
+def call_row(call_id: int, o: CallOutcome, stage: Stage) -> tuple[Any, ...]:
+    """The parameters of INSERT_CALL: a call record with its (reserved) id."""
+    return (call_id, o.contact_id, str(stage), str(o.direction), o.campaign_id, o.attempt_id, o.disposition,
+            o.intent, o.digits, list(o.ivr_path), o.satisfaction, o.talk_seconds, o.ring_seconds, o.agent,
+            o.started_at, o.ended_at)
 
 
 async def insert_task(conn: asyncpg.Connection, contact_id: int, p: TaskPlan, now: datetime) -> Task | None:

@@ -139,7 +139,7 @@ class LifecycleService:
         intent tags, score, a stage change if a rule fires, cadence tasks, outbox rows.
         Returns the call id."""
         async with self.transaction() as (conn, ctx):
-            unit = await ContactUnit.load(conn, ctx, outcome.contact_id)
+            unit = await ContactUnit.load(conn, ctx, outcome.contact_id, reserve=("calls",))
             return await record_call(unit, outcome)
 
     # --- do not call ----------------------------------------------------------------

@@ -22,7 +22,8 @@ async def create_contact(conn: asyncpg.Connection, ctx: Context, new: NewContact
         raise DuplicateContact("external_id", "a contact with this external_id exists")
     dnc = bool(new.phones) and any([await repo.is_dnc(conn, p) for p in new.phones])
     contact_id = await repo.insert_contact(conn, new, ctx.rules.initial_stage, dnc, ctx.now)
-    await repo.add_history(conn, contact_id, None, ctx.rules.initial_stage, "created", source, ctx.now)
+    ctx.pending.insert(repo.INSERT_HISTORY,
+                       repo.history_row(contact_id, None, ctx.rules.initial_stage, "created", source, ctx.now))
     unit = await ContactUnit.load(conn, ctx, contact_id)
     await unit.emit("contact.created", source=source)
     return unit
@@ -51,7 +52,8 @@ def _differs(old: Any, new: Any) -> bool:
 
 async def record_call(unit: ContactUnit, o: CallOutcome) -> int:
     rules = unit.ctx.rules
-    call_id = await repo.insert_call(unit.conn, o, unit.contact.stage)
+    call_id = await unit.new_id("calls")
+    unit.ctx.pending.insert(repo.INSERT_CALL, repo.call_row(call_id, o, unit.contact.stage))
     cause = f"call:{call_id}"
     unit.set({"last_touch_at": o.ended_at})
     await unit.emit("call.completed", call=_call_event(call_id, o))

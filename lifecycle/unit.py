@@ -4,19 +4,22 @@ about writes its outbox row in the same transaction, so event and change commit 
 The service opens the transaction, builds a :class:`ContactUnit` and composes its steps;
 a stage rule, a score change or a cadence that a step triggers follows in the same unit.
 
-Writes to the contact row and to the outbox are held in the transaction's :class:`Pending`
-and sent when it commits, in one statement: an UPDATE of each changed contact and the
-insert of every outbox row, in the order they were emitted. A call outcome touches the
-contact row and the outbox up to a dozen times; each statement is a round trip to
-PostgreSQL, and on a loaded machine each round trip waits for a scheduler slot, so the
-held-back writes are what keeps an IVR keypress's commit short. The unit's ``contact``
-mirrors every held change, and loading a contact sends what is pending first, so nothing
+Writes to the contact row, to the outbox and of rows nothing reads back in the transaction
+(stage history, the call record) are held in the transaction's :class:`Pending` and sent
+when it commits, in one statement: an UPDATE of each changed contact, the INSERTs, and
+every outbox row in the order they were emitted. A call outcome touches the contact row
+and the outbox up to a dozen times; each statement is a round trip to PostgreSQL, and on a
+loaded machine each round trip waits for a scheduler slot, so the held-back writes are
+what keeps an IVR keypress's commit short. A row that others refer to gets its id with the
+contact's lock (:meth:`ContactUnit.load`'s ``reserve``). The unit's ``contact`` mirrors
+every held change, and loading a contact sends pending contact changes first, so nothing
 inside the transaction reads a stale row.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -41,24 +44,31 @@ class Pending:
 
     def __init__(self) -> None:
         self.fields: dict[int, dict[str, Any]] = {}
+        self.inserts: list[tuple[str, Sequence[Any]]] = []
         self.events: list[outbox.Event] = []
 
     def set(self, contact_id: int, fields: dict[str, Any]) -> None:
         self.fields.setdefault(contact_id, {}).update(fields)
+
+    def insert(self, sql: str, values: Sequence[Any]) -> None:
+        """An INSERT (its own ``$1..$n``) of a row nothing in the transaction reads back: a
+        history line, a call record whose id was reserved with the contact's lock."""
+        self.inserts.append((sql, values))
 
     def event(self, event: outbox.Event) -> None:
         self.events.append(event)
 
     async def flush(self, conn: asyncpg.Connection, now: datetime) -> None:
         """Send what is held, in one statement."""
-        if not self.fields and not self.events:
+        if not self.fields and not self.inserts and not self.events:
             return
         if not conn.is_in_transaction():
             raise RuntimeError("held-back writes must be sent inside their transaction")
         changed, self.fields = self.fields, {}
+        inserts, self.inserts = self.inserts, []
         events, self.events = self.events, []
         await repo.write_back(conn, {cid: (fields, None if _BOOKKEEPING.issuperset(fields) else now)
-                                     for cid, fields in changed.items()}, events)
+                                     for cid, fields in changed.items()}, inserts, events)
 
 
 @dataclass(frozen=True)
@@ -75,19 +85,28 @@ class Context:
 
 class ContactUnit:
     def __init__(self, conn: asyncpg.Connection, ctx: Context, contact: Contact,
-                 score_at: datetime | None = None) -> None:
+                 score_at: datetime | None = None, reserved: dict[str, int] | None = None) -> None:
         self.conn, self.ctx, self.contact = conn, ctx, contact
         self.score_at = score_at
+        self.reserved = dict(reserved or {})
 
     @classmethod
-    async def load(cls, conn: asyncpg.Connection, ctx: Context, contact_id: int) -> ContactUnit:
-        """The contact, locked for the rest of the transaction."""
-        await ctx.pending.flush(conn, ctx.now)   # the row read must see this transaction's changes
-        found = await repo.lock_contact(conn, contact_id)
+    async def load(cls, conn: asyncpg.Connection, ctx: Context, contact_id: int,
+                   reserve: Sequence[str] = ()) -> ContactUnit:
+        """The contact, locked for the rest of the transaction, with a new id of each table
+        in ``reserve`` taken in the same round trip (see :meth:`new_id`)."""
+        if ctx.pending.fields:   # the row read must see this transaction's changes
+            await ctx.pending.flush(conn, ctx.now)
+        found = await repo.lock_contact(conn, contact_id, reserve)
         if found is None:
             raise NoSuchContact(contact_id)
-        contact, score_at = found
-        return cls(conn, ctx, contact, score_at)
+        return cls(conn, ctx, *found)
+
+    async def new_id(self, table: str) -> int:
+        """An id for a row of ``table`` written at commit: the one reserved at load, else a
+        round trip for one."""
+        reserved = self.reserved.pop(table, None)
+        return reserved if reserved is not None else await repo.next_id(self.conn, table)
 
     async def emit(self, event_type: str, **data: Any) -> None:
         self.emit_raw(event_type, {"contact": self.contact.ref(), **data})
@@ -156,7 +175,8 @@ class ContactUnit:
     async def _apply(self, to: Stage, reason: str, cause: str) -> None:
         old = self.contact.stage
         await self.update(stage=to)
-        await repo.add_history(self.conn, self.contact.id, old, to, reason, cause, self.ctx.now)
+        self.ctx.pending.insert(repo.INSERT_HISTORY,
+                                repo.history_row(self.contact.id, old, to, reason, cause, self.ctx.now))
         await self.emit("contact.stage_changed", from_stage=str(old), to_stage=str(to), reason=reason, cause=cause)
 
     async def risk_signal(self, cause: str) -> None:
