@@ -40,7 +40,12 @@ class LiveState:
         self._counts: dict[str, list[int]] = {}       # queue -> [answered, abandoned]
         self._spying: dict[str, set[str]] = {}        # spied call id -> spy legs' linkedids
         self.flow_outcomes: dict[tuple[str, str], int] = {}
+        # Calls changed by the events of the router's current batch, with the arrival of
+        # the first change: a call's view is built once per batch, not once per event (a
+        # call being set up sends a dozen events in a few milliseconds).
+        self._dirty: dict[str, float | None] = {}
         router.add_listener(self.on_event)
+        router.add_batch_end(self.publish_changed)
 
     # -- the router listener ----------------------------------------------------------------
 
@@ -56,7 +61,7 @@ class LiveState:
             if x is None:
                 x = self._calls[call.linkedid] = CallExtras()
             self._track(call, x, event)
-            self._publish_call(call, at)
+            self._dirty.setdefault(call.linkedid, at)
             if isinstance(event, _QUEUE_CALL_EVENTS):
                 self._refresh_queue(event.queue, at)
         elif isinstance(event, (ev.QueueMemberStatus, ev.QueueMemberPause)):
@@ -104,6 +109,7 @@ class LiveState:
         self._counts.setdefault(queue, [0, 0])[index] += 1
 
     def _end(self, linkedid: str, at: float | None) -> None:
+        self._dirty.pop(linkedid, None)   # the view goes: nothing to build
         x = self._calls.pop(linkedid, None)
         cid = f"{self.server}:{linkedid}"
         view = self.views["call"].get(cid)
@@ -125,6 +131,14 @@ class LiveState:
             self._refresh_queue(x.queue, at)
 
     # -- views ------------------------------------------------------------------------------
+
+    def publish_changed(self) -> None:
+        """The router's batch is done: publish the calls its events changed."""
+        dirty, self._dirty = self._dirty, {}
+        for linkedid, at in dirty.items():
+            call = self.router.calls.get(linkedid)
+            if call is not None:
+                self._publish_call(call, at)
 
     def _publish_call(self, call: Call, at: float | None) -> None:
         """``at``: when the AMI event behind this change arrived (None: a reconcile)."""

@@ -72,6 +72,7 @@ class Router:
         self.arrived_at = 0.0   # wall-clock time the TCP read holding the current event arrived
         self._factories: list[CallFactory] = []
         self._listeners: list[Listener] = []
+        self._batch_ends: list[Callable[[], None]] = []
         self.stats = {"events": 0, "typed": 0, "malformed": 0, "handler_errors": 0}
 
     # -- wiring ------------------------------------------------------------------------------
@@ -87,6 +88,11 @@ class Router:
 
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
+
+    def add_batch_end(self, hook: Callable[[], None]) -> None:
+        """``hook()`` runs after each run of events processed together (a slice of the queue,
+        or one ``process`` call): a listener may gather what the events changed and act once."""
+        self._batch_ends.append(hook)
 
     def attach(self, linkedid: str, handler: CallHandler) -> bool:
         call = self.calls.get(linkedid)
@@ -127,6 +133,12 @@ class Router:
     def drain(self, budget: float | None = None) -> bool:
         """Process what is queued (synchronously; used by run() and by benchmarks): all of
         it, or, given a ``budget`` in seconds, until that is spent. True when nothing is left."""
+        try:
+            return self._drain(budget)
+        finally:
+            self._end_batch()
+
+    def _drain(self, budget: float | None) -> bool:
         items = self._items
         deadline = time.perf_counter() + budget if budget is not None else None
         while items:
@@ -154,12 +166,12 @@ class Router:
         n = len(batch)
         if deadline is None:
             for headers in batch:
-                self.process(headers)
+                self._process_one(headers)
             self._queued -= n
             return n
         for i in range(0, n, 16):
             for headers in batch[i:i + 16]:
-                self.process(headers)
+                self._process_one(headers)
             done = min(i + 16, n)
             self._queued -= done - i
             if deadline is not None and done < n and time.perf_counter() >= deadline:
@@ -167,6 +179,19 @@ class Router:
         return n
 
     def process(self, headers: dict[str, Any]) -> None:
+        """One event, as a batch of its own."""
+        self._process_one(headers)
+        self._end_batch()
+
+    def _end_batch(self) -> None:
+        for hook in self._batch_ends:
+            try:
+                hook()
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("batch_end_hook_failed", server=self.server)
+
+    def _process_one(self, headers: dict[str, Any]) -> None:
         self.stats["events"] += 1
         try:
             event = ev.parse(headers)

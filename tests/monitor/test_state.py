@@ -58,6 +58,25 @@ def test_events_that_change_nothing_shown_send_no_delta():
     assert len(deltas) == before
 
 
+def test_a_batch_of_events_builds_each_call_view_once_stamped_with_its_first_event():
+    router, live, deltas, _ = _live()
+    first = [_chan("Newchannel", "100.1", ChannelState="4", CallerIDNum="+14155550123"),
+             _chan("VarSet", "100.1", Variable="CALLCYCLE_FLOW", Value="screening"),
+             _chan("Newchannel", "200.1", "200.1", ChannelState="4")]
+    router.feed(first)
+    router.feed([_chan("Newstate", "100.1", ChannelState="6"),
+                 _chan("VarSet", "100.1", Variable="CALLCYCLE_FLOW_NODE", Value="ask_need")])
+    stamp = router._items[0][0]
+    assert router.drain()
+    assert [d.id for d in deltas] == ["main:100.1", "main:200.1"]   # in the order of their first change
+    call = deltas[0]
+    assert (call.data["state"], call.data["flow"], call.data["flow_node"]) == ("answered", "screening", "ask_need")
+    assert call.at == stamp
+    router.feed([_chan("Newstate", "200.1", "200.1", ChannelState="6"), _chan("Hangup", "200.1", "200.1", Cause="16")])
+    assert router.drain()
+    assert deltas[2:] == [Delta("call", "main:200.1", None, deltas[2].at)]   # gone: no view built for it
+
+
 def test_queue_waiting_agent_connect_and_occupancy():
     router, live, _, clock = _live()
     member = {"Event": "QueueMemberStatus", "Queue": "sales", "Interface": "Local/agent1@sim-agent",
