@@ -25,9 +25,13 @@ class _DecayedBeta:
     def __init__(self, p0: float, weight: float, window: float) -> None:
         self.hits, self.n, self.keep = p0 * weight, weight, 1.0 - 1.0 / window
 
-    def add(self, hit: bool) -> None:
-        self.hits = self.hits * self.keep + (1.0 if hit else 0.0)
-        self.n = self.n * self.keep + 1.0
+    def add_batch(self, hits: int, n: int) -> None:
+        """``n`` outcomes resolved together, ``hits`` of them hits, whatever their order: each
+        counts as the batch's mean (one by one, the last ones would weigh the most)."""
+        kn = self.keep ** n
+        weight = (1.0 - kn) / (1.0 - self.keep)   # the total weight of n successive adds
+        self.hits = self.hits * kn + weight * hits / n
+        self.n = self.n * kn + weight
 
     @property
     def mean(self) -> float:
@@ -52,7 +56,10 @@ class CampaignStats:
         self.timeout_seen = timeout
         # outcomes wait until their whole dial cohort is resolved (dial time + timeout):
         # answers come back within seconds, no-answers only at the timeout, so counting
-        # outcomes as they arrive would overstate the answer rate whenever dialing speeds up
+        # outcomes as they arrive would overstate the answer rate whenever dialing speeds up.
+        # A cohort is counted as one batch once its instant is past: fed one by one, a burst of
+        # hundreds of lines would feed its answers first and then its no-answers, swinging the
+        # fast estimate up then down and tripping the change-point reset both ways
         self._pending: list[tuple[float, int, bool]] = []
         self._pending_seq = 0
         # handle time = talk + wrap-up; EWMA of the value and of its log (for a lognormal fit)
@@ -86,10 +93,13 @@ class CampaignStats:
 
     def _mature(self, now: float) -> None:
         pending = self._pending
-        while pending and pending[0][0] <= now + 1e-9:
-            live = heapq.heappop(pending)[2]
-            self._slow.add(live)
-            self._fast.add(live)
+        hits = n = 0
+        while pending and pending[0][0] < now - 1e-9:   # strictly past: the cohort is complete
+            hits += heapq.heappop(pending)[2]
+            n += 1
+        if n:
+            self._slow.add_batch(hits, n)
+            self._fast.add_batch(hits, n)
             self._check_answer_shift()
 
     def record_connect(self, now: float, handle_time: float, wrap_time: float = 0.0) -> None:

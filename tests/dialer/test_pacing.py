@@ -233,6 +233,23 @@ def test_a_sharp_drop_in_the_answer_rate_restarts_the_estimate() -> None:
     assert st.answer_probability(t) < 0.12
 
 
+def test_a_burst_of_lines_dialed_at_once_counts_as_one_cohort() -> None:
+    # 600 lines dialed together at 10%: the 60 answers come back first, the no-answers at
+    # the timeout; counted one by one they would swing the estimate and trip the reset
+    st = CampaignStats(prior_answer=0.1)
+    t = 0.0
+    for i in range(1000):
+        t += 0.1
+        st.record_attempt(t, i % 10 == 0, 5.0 if i % 10 == 0 else 20.0)
+    t0 = t + 1.0
+    for _ in range(60):
+        st.record_attempt(t0 + 5.0, True, 5.0)
+    for _ in range(540):
+        st.record_attempt(t0 + 20.0, False, 20.0)
+    assert st.answer_probability(t0 + 21.0) == pytest.approx(0.1, abs=0.01)
+    assert st.answer_resets == 0
+
+
 def test_handle_and_ring_statistics() -> None:
     st = fed_stats(handle=130.0, wrap=10.0)
     assert 100 < st.handle_time_mean() < 160
