@@ -37,8 +37,6 @@ async def run(service: LifecycleService, interval: float) -> None:
     while True:
         try:
             await sweep_once(service)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("lifecycle_sweep_failed", error=f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(interval)
