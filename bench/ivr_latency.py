@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import itertools
 import os
 import random
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.probes import FullGcPasses  # noqa: E402
 from callcycle import logs, migrate, settings as settings_mod  # noqa: E402
 from callcycle.app import freeze_startup_heap  # noqa: E402
 from callcycle.clock import SystemClock  # noqa: E402
@@ -152,23 +152,13 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     stop = asyncio.Event()
     pinger = asyncio.create_task(pings(pbx.default.client, stop, rtts))
     lagger = asyncio.create_task(loop_lag(stop, lags))
-    full_gc: list[float] = []
-
-    def gc_pass(phase: str, info: dict, t0: list[float] = [0.0]) -> None:  # noqa: B006 - its start time
-        if info["generation"] == 2:
-            if phase == "start":
-                t0[0] = time.perf_counter()
-            else:
-                full_gc.append(time.perf_counter() - t0[0])
-
-    gc.callbacks.append(gc_pass)
     started = time.perf_counter()
     ours: list[str] = []
-    for _ in range(max(1, calls // n)):
-        ours += await wave(n, pbx, ivr, clocks, pool)
-    stop.set()
-    await asyncio.gather(pinger, lagger)
-    gc.callbacks.remove(gc_pass)
+    with FullGcPasses() as full_gc:
+        for _ in range(max(1, calls // n)):
+            ours += await wave(n, pbx, ivr, clocks, pool)
+        stop.set()
+        await asyncio.gather(pinger, lagger)
     have = [x for x in ours if x in clocks.dtmf]
     commit = [clocks.committed[x] - clocks.dtmf[x] for x in have if x in clocks.committed]
     start = [clocks.commit_started[x] - clocks.dtmf[x] for x in have if x in clocks.commit_started]

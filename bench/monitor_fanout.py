@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import gc
 import json
 import os
 import re
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.probes import FullGcPasses  # noqa: E402
 
 TOKEN = "bench-supervisor-token-0123456789"
 PREFIX = "benchfan-"
@@ -168,28 +169,19 @@ async def _round(app, port: int, clients: int, calls: int, talk: int, procs: int
     # Server-side diagnostics of the same round: how long events waited in the router's
     # queue, and the garbage collector's full passes.
     waits: list[float] = []
-    full_gc: list[float] = []
 
     def waited(_call, _event) -> None:  # noqa: ANN001 - a router listener
         waits.append(time.time() - server.router.arrived_at)
 
-    def gc_pass(phase: str, info: dict, t0: list[float] = [0.0]) -> None:  # noqa: B006 - its start time
-        if info["generation"] == 2:
-            if phase == "start":
-                t0[0] = time.perf_counter()
-            else:
-                full_gc.append(time.perf_counter() - t0[0])
-
     server.router.add_listener(waited)
-    gc.callbacks.append(gc_pass)
     started = time.monotonic()
-    results = await asyncio.gather(*(server.actions.originate(r) for r in reqs), return_exceptions=True)
-    answered = sum(1 for r in results if not isinstance(r, BaseException) and r.success)
-    mine = {r.attempt_id for r in reqs}
-    while any(c.variables.get("CALLCYCLE_ATTEMPT_ID") in mine for c in server.router.calls.calls.values()):
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)
-    gc.callbacks.remove(gc_pass)
+    with FullGcPasses() as full_gc:
+        results = await asyncio.gather(*(server.actions.originate(r) for r in reqs), return_exceptions=True)
+        answered = sum(1 for r in results if not isinstance(r, BaseException) and r.success)
+        mine = {r.attempt_id for r in reqs}
+        while any(c.variables.get("CALLCYCLE_ATTEMPT_ID") in mine for c in server.router.calls.calls.values()):
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
     server.router.remove_listener(waited)
     out: dict[str, list] = {"latencies": [], "per_client": [], "frames": []}
     for proc in workers:
