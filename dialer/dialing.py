@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,7 +25,7 @@ from callcycle.logs import get_logger
 from dialer import compliance, dnc, repository as repo
 from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
-from dialer.machine import CallTrace, after_attempt, after_refusal, disposition
+from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
 from dialer.models import Campaign, CampaignState, Disposition, Mode
 from dialer.observer import AttemptObserver
 from dialer.pacing import CampaignStats
@@ -274,7 +274,7 @@ class Dialing:
                 return
             lead = await repo.lock_lead(conn, row["lead_id"])
             unit = await ContactUnit.load(conn, ctx, row["contact_id"], reserve=("calls",))
-            fields = self._fields(t, d, row, now)
+            fields = attempt_fields(t, d, row["dialed_at"] or row["created_at"], now)
             await repo.finish_attempt(conn, attempt_id, fields)
             if d in (Disposition.ABANDONED, Disposition.MACHINE):
                 await repo.note_number(conn, row["phone"], now, abandoned=d is Disposition.ABANDONED,
@@ -292,21 +292,6 @@ class Dialing:
                 await repo.set_call_id(conn, attempt_id, await record_call(unit, outcome))
         self._learn(t, d, fields)
         log.info("dialer_attempt_recorded", campaign_id=self.campaign.id, attempt_id=attempt_id, disposition=str(d))
-
-    @staticmethod
-    def _fields(t: CallTrace, d: Disposition, row: asyncpg.Record, now: datetime) -> dict[str, Any]:
-        at = lambda ts: datetime.fromtimestamp(ts, timezone.utc) if ts else None  # noqa: E731
-        ended = at(t.ended_at) or now
-        started = row["dialed_at"] or row["created_at"]
-        answered, connected = at(t.answered_at), at(t.connected_at)
-        ring = (answered or ended) - started
-        talk = (ended - connected) if connected else timedelta(0)
-        return {"disposition": str(d), "ended_at": ended, "answered_at": answered, "connected_at": connected,
-                "linkedid": t.linkedid, "agent": t.agent, "amd_result": t.amd, "digits": "".join(t.digits) or None,
-                "safe_harbour": t.safe_harbour, "ring_seconds": max(0, round(ring.total_seconds())),
-                "talk_seconds": max(0, round(talk.total_seconds())),
-                "detail": {"originate": t.originate_reason, "causes": t.causes[:8], "end": t.end_reason,
-                           "channels": sorted(t.channels)}}
 
     def _learn(self, t: CallTrace, d: Disposition, f: dict[str, Any]) -> None:
         """Feed the pacing statistics (times in epoch seconds)."""

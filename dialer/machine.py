@@ -4,8 +4,9 @@ No I/O: the runner and the service feed signals and persist what these return.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Any
 
 from dialer.models import AttemptState as A, CampaignSettings, CampaignState as C, Disposition as D
 
@@ -136,6 +137,22 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
         if cause in _CAUSES:
             return _CAUSES[cause]
     return D.UNKNOWN if t.end_reason in _LOST else D.FAILED
+
+
+def attempt_fields(t: CallTrace, d: D, started: datetime, now: datetime) -> dict[str, Any]:
+    """The columns an ended attempt's row gets (trace times are epoch seconds; ``started``:
+    when it was dialed, or reserved if it never was)."""
+    at = lambda ts: datetime.fromtimestamp(ts, timezone.utc) if ts else None  # noqa: E731
+    ended = at(t.ended_at) or now
+    answered, connected = at(t.answered_at), at(t.connected_at)
+    ring = (answered or ended) - started
+    talk = (ended - connected) if connected else timedelta(0)
+    return {"disposition": str(d), "ended_at": ended, "answered_at": answered, "connected_at": connected,
+            "linkedid": t.linkedid, "agent": t.agent, "amd_result": t.amd, "digits": "".join(t.digits) or None,
+            "safe_harbour": t.safe_harbour, "ring_seconds": max(0, round(ring.total_seconds())),
+            "talk_seconds": max(0, round(talk.total_seconds())),
+            "detail": {"originate": t.originate_reason, "causes": t.causes[:8], "end": t.end_reason,
+                       "channels": sorted(t.channels)}}
 
 
 # -- leads ----------------------------------------------------------------------------------
