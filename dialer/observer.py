@@ -4,7 +4,8 @@ per attempt id.
 A router *listener* (not a call factory): it sees every call without owning any, so an
 agentless campaign's answered call can still be taken by the IVR's factory. Calls are
 matched to attempts by the ``CALLCYCLE_ATTEMPT_ID`` channel variable (its VarSet comes
-with the channel's creation) and by the ``originate-<attempt id>`` ActionID of
+with the channel's creation; for a call that began before we connected, the resync's
+``Status`` brings it: :class:`pbx.events.CallFound`) and by the ``originate-<attempt id>`` ActionID of
 OriginateResponse (a failed originate has no channel to carry the variable).
 
 Every instance observes every attempt, leader or not: when a leader dies, the instance
@@ -21,8 +22,7 @@ from typing import Any
 
 from dialer.machine import CallTrace, Signal
 from pbx import events as ev
-from pbx.actions import ATTEMPT_VARIABLE
-from pbx.calls import UP, Call
+from pbx.calls import ATTEMPT_VARIABLE, UP, Call
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -87,6 +87,12 @@ class AttemptObserver:
             self._originate_response(event)
             return
         if call is None:
+            return
+        if isinstance(event, ev.CallFound):   # began before we connected: its VarSet went to nobody
+            attempt_id = call.variables.get(ATTEMPT_VARIABLE)
+            found = self.traces.get(attempt_id) if attempt_id else None
+            if attempt_id and (found is None or not found.ended):
+                self.adopt(attempt_id, call)
             return
         if isinstance(event, ev.VarSet) and event.variable == ATTEMPT_VARIABLE and event.value:
             t = self.trace(event.value)

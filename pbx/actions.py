@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from pbx.calls import ATTEMPT_VARIABLE, status_variables
 from pbx.client import AmiClient
 from pbx.errors import AmiConnectionLost, DuplicateOriginate, OriginateOutcomeUnknown, UnsafeDialString
 
-ATTEMPT_VARIABLE = "CALLCYCLE_ATTEMPT_ID"
 # Technology/resource with no dial-string separators: '&' (several destinations), ','
 # (options), '/' beyond the first, spaces, quotes. Local channels may carry '@' and ';'.
 _DIAL_STRING = re.compile(r"^(Local|PJSIP|SIP|IAX2|DAHDI)/[A-Za-z0-9+*#._@;-]{1,80}$")
@@ -137,13 +137,9 @@ class Actions:
         resp = await self.client.send({"Action": "Status", "Variables": ATTEMPT_VARIABLE}, as_list=True, timeout=15)
         found: dict[str, list[str]] = {}
         for msg in resp if isinstance(resp, list) else [resp]:
-            if msg.get("Event") != "Status":
-                continue
-            values = msg.get("Variable", [])
-            for item in values if isinstance(values, list) else [values]:
-                name, _, value = item.partition("=")
-                if name == ATTEMPT_VARIABLE and value:
-                    found.setdefault(value, []).append(msg.get("Channel", ""))
+            attempt_id = status_variables(msg).get(ATTEMPT_VARIABLE) if msg.get("Event") == "Status" else None
+            if attempt_id:
+                found.setdefault(attempt_id, []).append(msg.get("Channel", ""))
         return found
 
     async def hangup(self, channel: str, cause: int = 16) -> None:

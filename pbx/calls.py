@@ -17,6 +17,8 @@ from pbx import events as ev
 
 # Asterisk channel states (ChannelState header)
 UP = 6
+# Set on every channel we originate (pbx.actions): ties a call to its dialer attempt.
+ATTEMPT_VARIABLE = "CALLCYCLE_ATTEMPT_ID"
 RINGING_STATES = frozenset({4, 5})  # Ring (we dial out), Ringing (they ring us)
 
 
@@ -91,6 +93,14 @@ class Call:
         return next(iter(self.channels.values()), None)
 
 
+def status_variables(msg: dict[str, Any]) -> dict[str, str]:
+    """The channel variables of a ``Status`` event asked with ``Variables:`` (one
+    ``name=value`` header, or a list of them when there are several); empty values left out."""
+    values = msg.get("Variable", [])
+    pairs = (item.partition("=") for item in (values if isinstance(values, list) else [values]))
+    return {name: value for name, _, value in pairs if name and value}
+
+
 class CallTable:
     """Calls by Linkedid. Ended calls are remembered briefly so that a late event (a VarSet
     after the Hangup) does not resurrect them."""
@@ -153,8 +163,11 @@ class CallTable:
         missing from it ended while we were not listening."""
         self.generation += 1
 
-    def resync(self, snapshot: list[dict[str, str]]) -> tuple[list[Call], list[Call]]:
-        """Reconcile with ``CoreShowChannel`` rows. Return (vanished calls, new calls)."""
+    def resync(self, snapshot: list[dict[str, str]], variables: dict[str, dict[str, str]] | None = None
+               ) -> tuple[list[Call], list[Call]]:
+        """Reconcile with ``CoreShowChannel`` rows and the channel variables a ``Status``
+        gave (uniqueid -> name -> value). Return (vanished calls, calls new to us: not seen
+        before, or seen without a variable the snapshot brings — they began before we connected)."""
         live: dict[str, list[dict[str, str]]] = {}
         for row in snapshot:
             linkedid = row.get("Linkedid") or row.get("Uniqueid")
@@ -171,6 +184,12 @@ class CallTable:
                 created.append(call)
             call.generation = self.generation
             self._resync_channels(call, rows)
+            learned = {k: v for row in rows for k, v in (variables or {}).get(row.get("Uniqueid", ""), {}).items()
+                       if k not in call.variables}
+            if learned:
+                call.variables.update(learned)
+                if call not in created:
+                    created.append(call)
         return vanished, created
 
     def _resync_channels(self, call: Call, rows: list[dict[str, str]]) -> None:

@@ -19,6 +19,7 @@ from panoramisk import Manager
 
 from callcycle.logs import get_logger
 from callcycle.settings import AsteriskServer
+from pbx.calls import ATTEMPT_VARIABLE, status_variables
 from pbx.errors import ActionFailed, AmiAuthError, AmiConnectionLost, AmiNotConnected
 from pbx.events import KNOWN_EVENTS
 from pbx.protocol import FastAMIProtocol
@@ -208,7 +209,10 @@ class AmiClient:
     async def _resync(self) -> None:
         channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
         queues = await self._list({"Action": "QueueStatus"}, ("QueueParams", "QueueMember", "QueueEntry"))
-        self.router.control(Resync(channels, queues))
+        # the attempt ids of calls that began before we connected (their VarSet went to nobody)
+        statuses = await self._list({"Action": "Status", "Variables": ATTEMPT_VARIABLE}, "Status")
+        variables = {m.get("Uniqueid", ""): status_variables(m) for m in statuses}
+        self.router.control(Resync(channels, queues, variables))
 
     async def _list(self, action: dict[str, str], kinds: str | tuple[str, ...]) -> list[dict[str, str]]:
         resp = await self._send_raw(action, timeout=self.server.connect_timeout * 2, as_list=True)

@@ -264,6 +264,14 @@ class CallEnded:
     cause: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CallFound:
+    """Synthetic: a resync after (re)connecting found this call, or a variable of it that no
+    event brought us (it began before we connected); for listeners only."""
+
+    linkedid: str
+
+
 Event = CallEvent | ServerEvent
 
 

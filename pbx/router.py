@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from callcycle.logs import get_logger
@@ -47,6 +47,7 @@ class Resync:
 
     channels: list[dict[str, str]]
     queues: list[dict[str, str]]
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)   # uniqueid -> name -> value
 
 
 @dataclass(frozen=True)
@@ -257,10 +258,12 @@ class Router:
                       ami_event=type(event).__name__)
 
     def _resync(self, snapshot: Resync) -> None:
-        vanished, created = self.calls.resync(snapshot.channels)
+        vanished, created = self.calls.resync(snapshot.channels, snapshot.variables)
         self.queues.resync(snapshot.queues)
         for call in vanished:
             log.warning("call_vanished_during_ami_outage", server=self.server, linkedid=call.linkedid)
             self._deliver(call, ev.CallEnded(call.linkedid, call.end_reason, None))
+        for call in created:
+            self._notify(call, ev.CallFound(call.linkedid))
         log.info("ami_resynced", server=self.server, live_calls=len(self.calls), vanished=len(vanished),
                  discovered=len(created))

@@ -110,6 +110,35 @@ def test_resync_ends_calls_that_vanished_during_an_outage_but_keeps_live_and_new
     assert router.queues.queues["sales"].available_agents == 1
 
 
+def test_a_call_that_began_before_we_connected_is_found_with_its_attempt_and_its_end_is_seen():
+    # A standby instance connects mid-campaign: the call's VarSet went to nobody, the resync's
+    # Status brings the attempt id, and a dialer observer ties the call to its attempt.
+    from dialer.observer import AttemptObserver
+
+    router, observer, found = Router("main"), AttemptObserver(), []
+    router.add_listener(observer)
+    router.add_listener(lambda call, e: found.append(e.linkedid) if isinstance(e, ev.CallFound) else None)
+    router.feed([chan("Newstate", "seen", "seen", ChannelState="6")])   # an event before the snapshot
+    router.control(Resync(
+        channels=[{"Event": "CoreShowChannel", "Channel": "PJSIP/trunk-seen", "Uniqueid": "seen", "Linkedid": "seen",
+                   "ChannelState": "6", "BridgeId": ""},
+                  {"Event": "CoreShowChannel", "Channel": "PJSIP/trunk-new", "Uniqueid": "new", "Linkedid": "new",
+                   "ChannelState": "5", "BridgeId": ""},
+                  {"Event": "CoreShowChannel", "Channel": "PJSIP/trunk-plain", "Uniqueid": "plain",
+                   "Linkedid": "plain", "ChannelState": "6", "BridgeId": ""}],
+        queues=[], variables={"seen": {"CALLCYCLE_ATTEMPT_ID": "d1-1-a"}, "new": {"CALLCYCLE_ATTEMPT_ID": "d1-2-b"}}))
+    router.drain()
+    assert sorted(found) == ["new", "plain", "seen"]
+    assert router.calls.get("seen").variables["CALLCYCLE_ATTEMPT_ID"] == "d1-1-a"
+    assert observer.get("d1-1-a").linkedid == "seen" and observer.get("d1-2-b").linkedid == "new"
+    router.feed([chan("Hangup", "new", "new", Cause="17")])
+    router.drain()
+    assert observer.get("d1-2-b").ended and observer.get("d1-2-b").causes == [17]
+    router.control(Resync(channels=[], queues=[], variables={}))   # found once, not at every resync
+    router.drain()
+    assert sorted(found) == ["new", "plain", "seen"]
+
+
 def test_backpressure_pauses_reading_above_high_water_and_resumes_below_low_water():
     router = Router("main", high_water=10)
     calls = []
