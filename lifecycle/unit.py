@@ -37,6 +37,9 @@ from lifecycle.models import Contact, Rules, Stage, Task, TaskState
 # Contact columns that are bookkeeping, not the contact's data: changing them alone does
 # not move ``updated_at``.
 _BOOKKEEPING = frozenset({"score_at", "last_touch_at"})
+# Contact fields kept in tables of their own, written by their own statements: ``update``
+# mirrors them on ``contact`` and moves the row's ``updated_at``.
+_OTHER_TABLES = frozenset({"phones"})
 
 
 class Pending:
@@ -117,7 +120,8 @@ class ContactUnit:
                                             occurred_at=self.ctx.now))
 
     async def update(self, **fields: Any) -> None:
-        self.set(fields)
+        columns = {k: v for k, v in fields.items() if k not in _OTHER_TABLES}
+        self.set(columns or {"updated_at": self.ctx.now})
         known = {f.name for f in dataclasses.fields(Contact)}
         mirrored = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in known}
         self.contact = dataclasses.replace(self.contact, **mirrored, updated_at=self.ctx.now)

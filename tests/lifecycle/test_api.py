@@ -113,3 +113,15 @@ async def test_tags_stage_claim_tasks_and_kpis_over_http(client):
     assert kpis["stages"]["acquisition"]["entered"] == 1 and kpis["stages"]["acquisition"]["conversion_rate"] == 1.0
     bad = await client.get("/kpis", params={"from": "yesterday"}, headers=auth("supervisor"))
     assert bad.status == 422 and (await bad.json())["detail"]["field"] == "from"
+
+
+async def test_a_patch_replaces_the_phone_list_and_the_crm_hears_it(client, db_pool):
+    cid = (await (await client.post("/contacts", json={"phones": ["+14155550123"]}, headers=auth("crm"))).json())["id"]
+    resp = await client.patch(f"/contacts/{cid}", json={"phones": ["+1 415 555 0199", "+14155550123"]},
+                              headers=auth("supervisor"))
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["phones"] == ["+14155550199", "+14155550123"]
+    got = await (await client.get(f"/contacts/{cid}", headers=auth("agent"))).json()
+    assert got["phones"] == ["+14155550199", "+14155550123"]
+    [payload] = await db_pool.fetch("SELECT payload FROM outbox_events WHERE event_type = 'contact.updated'")
+    assert payload["payload"]["changed"] == ["phones"] and payload["payload"]["contact"]["phone"] == "+14155550199"
