@@ -44,15 +44,19 @@ async def enqueue(
     return event.event_id
 
 
-def insert_many(first_param: int = 1) -> str:
+def insert_many(first_param: int = 1, after: str | None = None) -> str:
     """An INSERT of the events that :func:`as_arrays` turns into six array parameters,
-    numbered from ``$first_param``: for one statement that also makes the change (a CTE)."""
+    numbered from ``$first_param``: for one statement that also makes the change (a CTE).
+    ``after``: the name of a CTE of that statement whose rows the events wait for (they are
+    numbered once it has run) and which, if it returns no row, leaves them out; its
+    columns must not be named like the events' (id, event_type, ...)."""
     p = [f"${first_param + i}" for i in range(6)]
+    join = f" CROSS JOIN {after}" if after else ""
     return f"""INSERT INTO outbox_events (id, event_type, schema_version, ordering_key, payload, occurred_at)
         SELECT id, event_type, schema_version, ordering_key, payload, occurred_at
           FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::int[], {p[3]}::text[], {p[4]}::jsonb[],
                       {p[5]}::timestamptz[]) WITH ORDINALITY
-               AS e(id, event_type, schema_version, ordering_key, payload, occurred_at, n)
+               AS e(id, event_type, schema_version, ordering_key, payload, occurred_at, n){join}
          ORDER BY n"""
 
 

@@ -1,22 +1,26 @@
-"""What a finished IVR session leaves behind, in ONE transaction: the call record (through
-lifecycle: disposition, intent, digits, path, survey score, its tags, score, stage rules,
-cadence tasks and outbox rows), the flow's own stage changes, score changes, callbacks,
-collected digits, ``ivr.intent_tagged`` and ``ivr.custom_event`` outbox rows, and the
-session and its steps. Either all of it commits or none of it does."""
+"""What a finished IVR session leaves behind, in ONE transaction (or one statement, see
+:func:`commit`): the call record (through lifecycle: disposition, intent, digits, path,
+survey score, its tags, score, stage rules, cadence tasks and outbox rows), the flow's own
+stage changes, score changes, callbacks, collected digits, ``ivr.intent_tagged`` and
+``ivr.custom_event`` outbox rows, and the session and its steps. Either all of it commits
+or none of it does."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from callcycle.logs import get_logger
 from ivr import repository
 from ivr.interpreter import State
 from lifecycle import repository as lifecycle_repo, scoring
-from lifecycle.errors import TransitionRefused
-from lifecycle.models import CallOutcome, Contact, Direction, TaskPlan
+from lifecycle.errors import ContactChanged, TransitionRefused
+from lifecycle.models import CallOutcome, Contact, Direction, Snapshot, TaskPlan
 from lifecycle.service import LifecycleService
 from lifecycle.steps import record_call, update_contact
-from lifecycle.unit import ContactUnit
+from lifecycle.unit import ContactUnit, Context, NeedsLock
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,26 +57,49 @@ def queue_priority(node_priority: int | None, score: int) -> int:
     return node_priority if node_priority is not None else min(10, max(0, score // 10))
 
 
-async def commit(lifecycle: LifecycleService, e: Ended) -> Committed:
+# Rows of a session that refer to each other: their ids are taken with the contact's row.
+RESERVE = ("calls", "ivr_sessions")
+
+
+async def commit(lifecycle: LifecycleService, e: Ended, seen: Snapshot | None = None) -> Committed:
+    """Record the session. Given ``seen``, the contact as the session read it when it began
+    (LifecycleService.snapshot with RESERVE), everything goes in one statement that commits
+    on its own, without a transaction: one round trip where the locked path below takes
+    four (BEGIN, the lock, the writes, COMMIT). It commits only if the contact is still at
+    the version read. If it changed meanwhile (a CRM event, another call), or the outcome
+    needs a statement of its own (a callback task, a cadence), the locked path records it
+    against the contact as it is now."""
+    if seen is not None and seen.contact.id == e.contact_id:
+        ctx = lifecycle.context()
+        try:
+            unit = ContactUnit.unlocked(ctx, seen)
+            committed = _hold(ctx, e, unit, *(await _contact_changes(unit, e)), await unit.new_id("ivr_sessions"))
+            async with lifecycle.pool.acquire() as conn:
+                await ctx.pending.send_alone(conn, ctx.now, (seen.contact.id, seen.version))
+            return committed
+        except (ContactChanged, NeedsLock) as why:
+            log.debug("ivr_commit_locked", reason=type(why).__name__, contact_id=e.contact_id)
     async with lifecycle.transaction() as (conn, ctx):
-        call_id, contact, refused = None, None, []
-        if e.contact_id is not None:
-            unit = await ContactUnit.load(conn, ctx, e.contact_id, reserve=("calls", "ivr_sessions"))
-            call_id, refused = await _contact_changes(unit, e)
-            contact = unit.contact
-            session_id = await unit.new_id("ivr_sessions")
-        else:
-            session_id = await lifecycle_repo.next_id(conn, "ivr_sessions")
-        s = e.state
-        transfer = s.transfer.queue or s.transfer.agent if s.transfer else None
-        priority = queue_priority(s.transfer.priority, contact.score if contact else 0) \
-            if s.transfer and s.transfer.queue else None
-        steps = [(r.kind, r.node, r.digits, at) for r, at in zip(s.records, e.stamps, strict=False)]
-        steps += [("refused", node, "", e.ended_at) for node in refused]
-        repository.hold_session(ctx.pending, session_id, repository.SessionRow(
-            call_id, e.contact_id, e.server, e.linkedid, e.channel, e.flow, e.flow_version, str(e.direction),
-            str(s.outcome), s.node, s.intent, s.digits, s.satisfaction, transfer, priority, e.started_at,
-            e.ended_at, e.error), steps)
+        if e.contact_id is None:
+            return _hold(ctx, e, None, None, [], await lifecycle_repo.next_id(conn, "ivr_sessions"))
+        unit = await ContactUnit.load(conn, ctx, e.contact_id, reserve=RESERVE)
+        return _hold(ctx, e, unit, *(await _contact_changes(unit, e)), await unit.new_id("ivr_sessions"))
+
+
+def _hold(ctx: Context, e: Ended, unit: ContactUnit | None, call_id: int | None, refused: list[str],
+          session_id: int) -> Committed:
+    """Hold the session and its steps back with the unit's other writes."""
+    contact = unit.contact if unit else None
+    s = e.state
+    transfer = s.transfer.queue or s.transfer.agent if s.transfer else None
+    priority = queue_priority(s.transfer.priority, contact.score if contact else 0) \
+        if s.transfer and s.transfer.queue else None
+    steps = [(r.kind, r.node, r.digits, at) for r, at in zip(s.records, e.stamps, strict=False)]
+    steps += [("refused", node, "", e.ended_at) for node in refused]
+    repository.hold_session(ctx.pending, session_id, repository.SessionRow(
+        call_id, e.contact_id, e.server, e.linkedid, e.channel, e.flow, e.flow_version, str(e.direction),
+        str(s.outcome), s.node, s.intent, s.digits, s.satisfaction, transfer, priority, e.started_at,
+        e.ended_at, e.error), steps)
     return Committed(session_id, call_id, contact, tuple(refused), priority)
 
 

@@ -30,7 +30,7 @@ from ivr.interpreter import State
 from ivr.models import FlowSet
 from ivr.session import Session
 from lifecycle.errors import InvalidPhone
-from lifecycle.models import Contact, Direction
+from lifecycle.models import Direction, Snapshot
 from lifecycle.service import LifecycleService
 from pbx import events as ev
 from pbx.calls import UP, Call
@@ -117,34 +117,37 @@ class IvrService:
 
     # -- what sessions need ----------------------------------------------------------------------
 
-    async def find_contact(self, session: Session) -> Contact | None:
+    async def find_contact(self, session: Session) -> Snapshot | None:
         """The contact of the call: CALLCYCLE_CONTACT_ID (the dialer's calls), else the
-        caller's number (any format, E.164 match), created in acquisition if new."""
+        caller's number (any format, E.164 match), created in acquisition if new; read with
+        its version and the ids the session's commit will need (recorder.commit's ``seen``)."""
         contact_id = session.variables.get("CALLCYCLE_CONTACT_ID", "")
         try:
             if contact_id.isdigit():
-                return await self.lifecycle.get(int(contact_id))
+                return await self.lifecycle.snapshot(int(contact_id), recorder.RESERVE)
             number = session.env.get("agi_callerid", "")
             if not number or number == "unknown":
                 return None
             try:
-                return await self.lifecycle.find_or_create_by_phone(number, self._region)
+                contact = await self.lifecycle.find_or_create_by_phone(number, self._region)
             except asyncpg.UniqueViolationError:
                 # Two calls from one new number at once: the other call created the contact.
-                return await self.lifecycle.find_or_create_by_phone(number, self._region)
+                contact = await self.lifecycle.find_or_create_by_phone(number, self._region)
+            return await self.lifecycle.snapshot(contact.id, recorder.RESERVE)
         except InvalidPhone:
             log.info("ivr_caller_without_contact", reason="caller number is not a phone number")
             return None
 
     async def commit(self, session: Session, state: State) -> recorder.Committed:
-        contact = None
+        seen = None
         if session.contact_task is not None:
             try:
-                contact = await asyncio.shield(session.contact_task)
+                seen = await asyncio.shield(session.contact_task)
             except Exception:
                 # The look-up failed (the database was away?): once more, now.
                 session.contact_task = asyncio.ensure_future(self.find_contact(session))
-                contact = await session.contact_task
+                seen = await session.contact_task
+        contact_id = seen.contact.id if seen else None
         v = session.variables
         outbound = v.get("CALLCYCLE_DIRECTION") == "outbound" or bool(v.get("CALLCYCLE_CAMPAIGN_ID"))
         committed = await recorder.commit(self.lifecycle, recorder.Ended(
@@ -153,10 +156,10 @@ class IvrService:
             direction=Direction.OUTBOUND if outbound else Direction.INBOUND,
             campaign_id=v.get("CALLCYCLE_CAMPAIGN_ID") or None,
             attempt_id=v.get("CALLCYCLE_ATTEMPT_ID") if outbound else None,
-            contact_id=contact.id if contact else None, state=state, stamps=tuple(session.stamps),
-            started_at=session.started_at, ended_at=self.clock.now(), error=session.error))
+            contact_id=contact_id, state=state, stamps=tuple(session.stamps),
+            started_at=session.started_at, ended_at=self.clock.now(), error=session.error), seen)
         log.info("ivr_session_recorded", flow=session.flow.name, outcome=state.outcome, node=state.node,
-                 call_id=committed.call_id, contact_id=contact.id if contact else None)
+                 call_id=committed.call_id, contact_id=contact_id)
         return committed
 
     async def note_error(self, committed: recorder.Committed | None, error: str) -> None:

@@ -29,7 +29,7 @@ from pbx.service import PbxServer
 
 if TYPE_CHECKING:
     from ivr.service import IvrService
-    from lifecycle.models import Contact
+    from lifecycle.models import Snapshot
 
 log = get_logger(__name__)
 TRANSFER_CONTEXT = "callcycle-ivr-transfer"   # config/asterisk/extensions.conf, IVR section
@@ -49,7 +49,7 @@ class Session:
     state: State | None = None
     stamps: list[datetime] = field(default_factory=list)
     error: str | None = None
-    contact_task: asyncio.Task[Contact | None] | None = None
+    contact_task: asyncio.Task[Snapshot | None] | None = None
     task: asyncio.Task[None] | None = None
     finished: bool = False
     committed: bool = False
@@ -146,9 +146,10 @@ class Session:
 
     async def _facts(self, state: State) -> Facts:
         try:
-            contact = await asyncio.shield(self.contact_task) if self.contact_task else None
+            seen = await asyncio.shield(self.contact_task) if self.contact_task else None
         except Exception:   # logged by the commit's second try; branch on an unknown caller meanwhile
-            contact = None
+            seen = None
+        contact = seen.contact if seen else None
         now = self.service.clock.now()
         cal = self.service.calendar
         return Facts(stage=str(contact.stage) if contact else None,

@@ -25,6 +25,14 @@ class ValidationFailed(Invalid):
         super().__init__({"field": field, "reason": reason})
 
 
+class ContactChanged(Exception):
+    """The contact is no longer at the version an unlocked commit read: it wrote nothing."""
+
+    def __init__(self, contact_id: int) -> None:
+        super().__init__(f"contact {contact_id} changed since it was read")
+        self.contact_id = contact_id
+
+
 class NoSuchContact(NotFound):
     error_id = "no-such-contact"
 

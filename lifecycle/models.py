@@ -127,6 +127,18 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """A contact as read at one moment, and what a commit that did not lock it needs: when
+    its score last decayed, its row version (the commit checks it), and new ids of rows
+    that refer to each other (a call record and its IVR session), by table."""
+
+    contact: Contact
+    score_at: datetime | None
+    version: int
+    reserved: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CallOutcome:
     """What the IVR or dialer reports when a call ends (see LifecycleService.record_call)."""
 

@@ -8,7 +8,7 @@ HTTP API and inbound CRM events all change contacts through here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from lifecycle import cadence, crm_events, kpi, phones, repository as repo
 from lifecycle.config import LifecycleSettings
 from lifecycle.errors import NoSuchContact, NoSuchTask, TaskClosed
 from lifecycle.machine import StageMachine
-from lifecycle.models import CallOutcome, Contact, NewContact, Rules, Task, TaskState
+from lifecycle.models import CallOutcome, Contact, NewContact, Rules, Snapshot, Task, TaskState
 from lifecycle.rules import load_rules
 from lifecycle.steps import add_dnc, create_contact, record_call, update_contact
 from lifecycle.unit import ContactUnit, Context
@@ -39,9 +39,13 @@ class LifecycleService:
         """A connection in a transaction, and the context (rules, time) for its units; the
         units' held-back writes are sent just before it commits."""
         async with self.pool.acquire() as conn, conn.transaction():
-            ctx = Context(self.rules, self.settings, self.machine, self.clock.now())
+            ctx = self.context()
             yield conn, ctx
             await ctx.pending.flush(conn, ctx.now)
+
+    def context(self) -> Context:
+        """A unit's rules and time, for a transaction or for an unlocked unit."""
+        return Context(self.rules, self.settings, self.machine, self.clock.now())
 
     # --- contacts -------------------------------------------------------------------
 
@@ -51,6 +55,15 @@ class LifecycleService:
         if contact is None:
             raise NoSuchContact(contact_id)
         return contact
+
+    async def snapshot(self, contact_id: int, reserve: Sequence[str] = ()) -> Snapshot:
+        """The contact as it is now, unlocked, with its version and new ids of the tables in
+        ``reserve``: what a later unlocked commit (ContactUnit.unlocked) starts from."""
+        async with self.pool.acquire() as conn:
+            seen = await repo.read_contact(conn, contact_id, reserve, lock=False)
+        if seen is None:
+            raise NoSuchContact(contact_id)
+        return seen
 
     async def history(self, contact_id: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:

@@ -14,6 +14,11 @@ what keeps an IVR keypress's commit short. A row that others refer to gets its i
 contact's lock (:meth:`ContactUnit.load`'s ``reserve``). The unit's ``contact`` mirrors
 every held change, and loading a contact sends pending contact changes first, so nothing
 inside the transaction reads a stale row.
+
+A unit may also run without a transaction over a contact read earlier
+(:meth:`ContactUnit.unlocked`, the IVR's commit): its held writes then go as one statement
+that commits only if the contact's version has not moved since, and a step that needs a
+statement of its own raises :class:`NeedsLock`; the caller then does it all again, locked.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from lifecycle import cadence, repository as repo, scoring
 from lifecycle.config import LifecycleSettings
 from lifecycle.errors import NoSuchContact, TransitionRefused
 from lifecycle.machine import Refused, StageMachine
-from lifecycle.models import Contact, Rules, Stage, Task, TaskState
+from lifecycle.models import Contact, Rules, Snapshot, Stage, Task, TaskState
 
 
 # Contact columns that are bookkeeping, not the contact's data: changing them alone does
@@ -67,11 +72,38 @@ class Pending:
             return
         if not conn.is_in_transaction():
             raise RuntimeError("held-back writes must be sent inside their transaction")
+        await repo.write_back(conn, *self._take(now))
+
+    async def send_alone(self, conn: asyncpg.Connection, now: datetime, expect: tuple[int, int]) -> None:
+        """Send what is held as one statement outside any transaction, for a unit that did
+        not lock its contact (:meth:`ContactUnit.unlocked`): it commits whole if that
+        contact (``expect``: id, version) is still at the version read, else it writes
+        nothing and raises ContactChanged."""
+        if conn.is_in_transaction():
+            raise RuntimeError("an unlocked unit's writes commit on their own, outside a transaction")
+        if set(self.fields) - {expect[0]}:
+            raise NeedsLock("a change to another contact")
+        await repo.write_back(conn, *self._take(now), expect=expect)
+
+    def _take(self, now: datetime) -> tuple[dict[int, tuple[dict[str, Any], datetime | None]],
+                                            list[tuple[str, Sequence[Any]]], list[outbox.Event]]:
         changed, self.fields = self.fields, {}
         inserts, self.inserts = self.inserts, []
         events, self.events = self.events, []
-        await repo.write_back(conn, {cid: (fields, None if _BOOKKEEPING.issuperset(fields) else now)
-                                     for cid, fields in changed.items()}, inserts, events)
+        return ({cid: (fields, None if _BOOKKEEPING.issuperset(fields) else now) for cid, fields in changed.items()},
+                inserts, events)
+
+
+class NeedsLock(Exception):
+    """A unit that did not lock its contact needed a statement of its own (a task to read or
+    create): its change must be made again, in a transaction holding the lock."""
+
+
+class _NoConnection:
+    """The connection of an unlocked unit: it has none, and any statement raises NeedsLock."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise NeedsLock(name)
 
 
 @dataclass(frozen=True)
@@ -100,10 +132,17 @@ class ContactUnit:
         in ``reserve`` taken in the same round trip (see :meth:`new_id`)."""
         if ctx.pending.fields:   # the row read must see this transaction's changes
             await ctx.pending.flush(conn, ctx.now)
-        found = await repo.lock_contact(conn, contact_id, reserve)
+        found = await repo.read_contact(conn, contact_id, reserve)
         if found is None:
             raise NoSuchContact(contact_id)
-        return cls(conn, ctx, *found)
+        return cls(conn, ctx, found.contact, found.score_at, found.reserved)
+
+    @classmethod
+    def unlocked(cls, ctx: Context, seen: Snapshot) -> ContactUnit:
+        """A unit over a contact read earlier and not locked, with no connection: its steps
+        may only hold writes back (any statement of their own raises NeedsLock), and
+        ``ctx.pending.send_alone`` commits them if the contact is still as ``seen``."""
+        return cls(_NoConnection(), ctx, seen.contact, seen.score_at, seen.reserved)  # type: ignore[arg-type]
 
     async def new_id(self, table: str) -> int:
         """An id for a row of ``table`` written at commit: the one reserved at load, else a
