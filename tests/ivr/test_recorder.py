@@ -1,6 +1,7 @@
 """What a finished session commits, against a real PostgreSQL (no Asterisk): the shipped
 csat_survey and churn_recall flows walked through the interpreter and recorded; every
-outbox row matches the event catalogue; the whole outcome commits in one transaction."""
+outbox row matches the event catalogue; the whole outcome commits at once, by either path:
+one locked transaction, or one statement checked against the contact's version."""
 
 from __future__ import annotations
 
