@@ -129,11 +129,10 @@ class IvrService:
             if not number or number == "unknown":
                 return None
             try:
-                contact = await self.lifecycle.find_or_create_by_phone(number, self._region)
+                return await self.lifecycle.snapshot_by_phone(number, self._region, recorder.RESERVE)
             except asyncpg.UniqueViolationError:
                 # Two calls from one new number at once: the other call created the contact.
-                contact = await self.lifecycle.find_or_create_by_phone(number, self._region)
-            return await self.lifecycle.snapshot(contact.id, recorder.RESERVE)
+                return await self.lifecycle.snapshot_by_phone(number, self._region, recorder.RESERVE)
         except InvalidPhone:
             log.info("ivr_caller_without_contact", reason="caller number is not a phone number")
             return None

@@ -60,9 +60,21 @@ async def read_contact(conn: asyncpg.Connection, contact_id: int, reserve: Seque
     changes to it: a call outcome and a CRM event), with when its score last decayed, its
     version, and a new id of each table in ``reserve`` (for rows written at commit that
     other rows refer to); one round trip."""
+    return await _read(conn, "c.id = $1", contact_id, reserve, lock)
+
+
+async def read_contact_by_phone(conn: asyncpg.Connection, e164: str, reserve: Sequence[str] = ()
+                                ) -> Snapshot | None:
+    """:func:`read_contact`, unlocked, of the contact owning this number."""
+    return await _read(conn, "c.id = (SELECT contact_id FROM contact_phones WHERE phone = $1)", e164, reserve,
+                       False)
+
+
+async def _read(conn: asyncpg.Connection, where: str, arg: Any, reserve: Sequence[str], lock: bool
+                ) -> Snapshot | None:
     ids = "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
-    row = await conn.fetchrow(f"SELECT c.*, {_PHONES}{ids} FROM contacts c WHERE c.id = $1"
-                              f"{' FOR UPDATE OF c' if lock else ''}", contact_id)
+    row = await conn.fetchrow(f"SELECT c.*, {_PHONES}{ids} FROM contacts c WHERE {where}"
+                              f"{' FOR UPDATE OF c' if lock else ''}", arg)
     if row is None:
         return None
     return Snapshot(to_contact(row), row["score_at"], row["version"], {t: row[f"id_{t}"] for t in reserve})

@@ -65,6 +65,18 @@ class LifecycleService:
             raise NoSuchContact(contact_id)
         return seen
 
+    async def snapshot_by_phone(self, raw_phone: str, default_region: str | None = None,
+                                reserve: Sequence[str] = ()) -> Snapshot:
+        """:meth:`snapshot` of the contact owning this number: one read for a known number;
+        a new one is created in acquisition first (:meth:`find_or_create_by_phone`)."""
+        e164 = phones.parse(raw_phone, default_region or self.settings.default_region).e164
+        async with self.pool.acquire() as conn:
+            seen = await repo.read_contact_by_phone(conn, e164, reserve)
+        if seen is not None:
+            return seen
+        contact = await self.find_or_create_by_phone(raw_phone, default_region)
+        return await self.snapshot(contact.id, reserve)
+
     async def history(self, contact_id: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             return await repo.history(conn, contact_id)

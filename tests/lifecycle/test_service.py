@@ -1,9 +1,14 @@
 """The lifecycle service against a real PostgreSQL: records, transitions, outbox rows."""
 
+import asyncio
+
 import pytest
 
+from callcycle.db import create_pool
+from lifecycle.config import LifecycleSettings
 from lifecycle.errors import DuplicateContact, InvalidPhone, TransitionRefused
 from lifecycle.models import NewContact
+from lifecycle.service import LifecycleService
 from tests.lifecycle.conftest import events, outcome
 
 CONTACT_KEYS = {"id", "external_id", "phone", "stage"}
@@ -21,6 +26,23 @@ async def test_find_or_create_normalises_any_format_and_derives_country_and_zone
                                       "stage": "acquisition"}, "source": "call"}
     [hist] = await service.history(created.id)
     assert hist["from_stage"] is None and hist["to_stage"] == "acquisition"
+
+
+async def test_a_snapshot_by_phone_finds_a_known_number_in_one_read_and_creates_a_new_one(db_url, clock):
+    pool = await create_pool(db_url, min_size=1, max_size=1)   # one connection: the logger sees every statement
+    try:
+        service = LifecycleService(pool, clock, LifecycleSettings())
+        created = await service.snapshot_by_phone("(415) 555-0123", "US", ("calls",))
+        assert created.contact.stage == "acquisition" and created.version == 0 and created.reserved["calls"] > 0
+        statements: list[str] = []
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda q: statements.append(q.query))
+        again = await service.snapshot_by_phone("+1 415-555-0123", reserve=("calls",))
+        await asyncio.sleep(0)   # asyncpg calls query loggers soon after the statement
+        assert again.contact.id == created.contact.id and again.reserved["calls"] != created.reserved["calls"]
+        assert len(statements) == 1, statements
+    finally:
+        await pool.close()
 
 
 async def test_a_bad_number_is_refused_naming_the_field(service, db_pool):
