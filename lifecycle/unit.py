@@ -37,6 +37,7 @@ from lifecycle.config import LifecycleSettings
 from lifecycle.errors import NoSuchContact, TransitionRefused
 from lifecycle.machine import Refused, StageMachine
 from lifecycle.models import Contact, Rules, Snapshot, Stage, Task, TaskState
+from lifecycle.writeback import write_back
 
 
 # Contact columns that are bookkeeping, not the contact's data: changing them alone does
@@ -72,7 +73,7 @@ class Pending:
             return
         if not conn.is_in_transaction():
             raise RuntimeError("held-back writes must be sent inside their transaction")
-        await repo.write_back(conn, *self._take(now))
+        await write_back(conn, *self._take(now))
 
     async def send_alone(self, conn: asyncpg.Connection, now: datetime, expect: tuple[int, int]) -> None:
         """Send what is held as one statement outside any transaction, for a unit that did
@@ -83,7 +84,7 @@ class Pending:
             raise RuntimeError("an unlocked unit's writes commit on their own, outside a transaction")
         if set(self.fields) - {expect[0]}:
             raise NeedsLock("a change to another contact")
-        await repo.write_back(conn, *self._take(now), expect=expect)
+        await write_back(conn, *self._take(now), expect=expect)
 
     def _take(self, now: datetime) -> tuple[dict[int, tuple[dict[str, Any], datetime | None]],
                                             list[tuple[str, Sequence[Any]]], list[outbox.Event]]:

@@ -1,5 +1,5 @@
 -- A contact's version, moved by every UPDATE of its row: a writer that read the row without
--- locking it (an IVR session's one-statement commit, lifecycle.repository.write_back's
+-- locking it (an IVR session's one-statement commit, lifecycle.writeback.write_back's
 -- ``expect``) commits only if the row is still at the version it read. Changes kept in other
 -- tables also update the row (a new phone list moves updated_at), so they move it too.
 ALTER TABLE contacts ADD COLUMN version bigint NOT NULL DEFAULT 0;
