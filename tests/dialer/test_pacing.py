@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -205,16 +206,21 @@ def test_answer_probability_is_not_fooled_by_answers_arriving_before_no_answers(
     assert st.answer_probability(21.0) == pytest.approx(0.1, abs=0.03)
 
 
+def _dial(st: CampaignStats, t: float, n: int, answers: Callable[[int], bool], step: float = 0.1) -> float:
+    """``n`` lines dialed ``step`` s apart after ``t``; line i answers (after 5 s) when
+    ``answers(i)``, else rings out at 20 s. Returns the time of the last."""
+    for i in range(n):
+        t += step
+        answered = answers(i)
+        st.record_attempt(t, answered, 5.0 if answered else 20.0)
+    return t
+
+
 def test_answer_probability_follows_a_step_in_the_answer_rate() -> None:
     st = CampaignStats(prior_answer=0.3)
-    t = 0.0
-    for i in range(3000):
-        t += 0.1
-        st.record_attempt(t, i % 10 == 0, 5.0 if i % 10 == 0 else 20.0)
+    t = _dial(st, 0.0, 3000, lambda i: i % 10 == 0)
     assert st.answer_probability(t) == pytest.approx(0.1, abs=0.015)
-    for i in range(1000):
-        t += 0.1
-        st.record_attempt(t, i % 20 == 0, 5.0 if i % 20 == 0 else 20.0)
+    t = _dial(st, t, 1000, lambda i: i % 20 == 0)
     # a halving at 10% is too small for the change detector: the 1500-attempt window
     # has moved more than half way after 1000 attempts
     assert 0.05 < st.answer_probability(t) < 0.08
@@ -222,13 +228,8 @@ def test_answer_probability_follows_a_step_in_the_answer_rate() -> None:
 
 def test_a_sharp_drop_in_the_answer_rate_restarts_the_estimate() -> None:
     st = CampaignStats(prior_answer=0.3)
-    t = 0.0
-    for i in range(2000):
-        t += 0.1
-        st.record_attempt(t, i % 10 < 3, 5.0 if i % 10 < 3 else 20.0)
-    for i in range(500):
-        t += 1.0
-        st.record_attempt(t, i % 20 == 0, 5.0 if i % 20 == 0 else 20.0)
+    t = _dial(st, 0.0, 2000, lambda i: i % 10 < 3)
+    t = _dial(st, t, 500, lambda i: i % 20 == 0, step=1.0)
     assert st.answer_resets >= 1
     assert st.answer_probability(t) < 0.12
 
@@ -237,10 +238,7 @@ def test_a_burst_of_lines_dialed_at_once_counts_as_one_cohort() -> None:
     # 600 lines dialed together at 10%: the 60 answers come back first, the no-answers at
     # the timeout; counted one by one they would swing the estimate and trip the reset
     st = CampaignStats(prior_answer=0.1)
-    t = 0.0
-    for i in range(1000):
-        t += 0.1
-        st.record_attempt(t, i % 10 == 0, 5.0 if i % 10 == 0 else 20.0)
+    t = _dial(st, 0.0, 1000, lambda i: i % 10 == 0)
     t0 = t + 1.0
     for _ in range(60):
         st.record_attempt(t0 + 5.0, True, 5.0)
