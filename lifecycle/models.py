@@ -201,3 +201,12 @@ class NewContact:
     attributes: Mapping[str, Any] = field(default_factory=dict)
     consent: bool = True
     tags: tuple[str, ...] = ()
+
+    def as_contact(self, contact_id: int, stage: Stage, do_not_call: bool, now: datetime) -> Contact:
+        """The contact's row as it is once inserted (the columns not set here at their
+        DEFAULTs, as in the contacts table)."""
+        return Contact(id=contact_id, external_id=self.external_id, name=self.name, phones=tuple(self.phones),
+                       country=self.country, time_zones=tuple(self.time_zones), attributes=dict(self.attributes),
+                       stage=stage, score=0, tags=tuple(self.tags), owner_agent=None, claimed_at=None,
+                       consent=self.consent, do_not_call=do_not_call, renewal_date=None, created_at=now,
+                       updated_at=now)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from lifecycle.models import CallOutcome, Contact, NewContact, Snapshot, Stage, Task, TaskPlan, TaskState
+from lifecycle.models import CallOutcome, Contact, Snapshot, Stage, Task, TaskPlan, TaskState
 
 _PHONES = """COALESCE((SELECT array_agg(p.phone ORDER BY p.position, p.phone)
                       FROM contact_phones p WHERE p.contact_id = c.id), '{}') AS phones"""
@@ -95,16 +96,44 @@ async def owners_of(conn: asyncpg.Connection, phones: Sequence[str]) -> dict[str
     return {r["phone"]: r["contact_id"] for r in rows}
 
 
-async def insert_contact(conn: asyncpg.Connection, new: NewContact, stage: Stage, dnc: bool,
-                         now: datetime) -> int:
-    contact_id = await conn.fetchval(
-        """INSERT INTO contacts (external_id, name, country, time_zones, attributes, stage, tags, consent,
-                                 do_not_call, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id""",
-        new.external_id, new.name, new.country, list(new.time_zones), dict(new.attributes), str(stage),
-        list(new.tags), new.consent, dnc, now)
-    await set_phones(conn, contact_id, new.phones)
-    return contact_id
+@dataclass(frozen=True)
+class Prepared:
+    """What creating a contact needs to know first (see :func:`prepare_contact`)."""
+
+    id: int                      # the new contact's, from its sequence
+    owners: dict[str, int]       # its numbers that belong to a contact already, and whose
+    external_owner: int | None   # the contact holding its external id, if any
+    dnc: bool                    # one of its numbers is on the do-not-call list
+    reserved: dict[str, int]     # a new id of each table asked for
+
+
+async def prepare_contact(conn: asyncpg.Connection, phones: Sequence[str], external_id: str | None,
+                          reserve: Sequence[str] = ()) -> Prepared:
+    """A new contact's id and what deciding on it needs, in one round trip (see Prepared)."""
+    ids = "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
+    row = await conn.fetchrow(
+        f"""SELECT {_next_id("contacts")} AS id,
+                  (SELECT jsonb_object_agg(phone, contact_id) FROM contact_phones WHERE phone = ANY($1::text[]))
+                      AS owners,
+                  (SELECT id FROM contacts WHERE external_id = $2) AS external_owner,
+                  EXISTS (SELECT 1 FROM dnc_numbers WHERE phone = ANY($1::text[])) AS dnc{ids}""",
+        list(phones), external_id)
+    return Prepared(row["id"], row["owners"] or {}, row["external_owner"], row["dnc"],
+                    {t: row[f"id_{t}"] for t in reserve})
+
+
+NEW_VERSION = 0   # contacts.version of a row never updated (its DEFAULT, migration 0600)
+_INSERT_CONTACT = ("INSERT INTO contacts (id, external_id, name, country, time_zones, attributes, stage, tags,"
+                   " consent, do_not_call, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11)")
+_INSERT_PHONES = ("INSERT INTO contact_phones (phone, contact_id, position)"
+                  " SELECT phone, $2, n - 1 FROM unnest($1::text[]) WITH ORDINALITY AS t(phone, n)")
+
+
+def contact_inserts(c: Contact) -> list[tuple[str, tuple[Any, ...]]]:
+    """The INSERTs of a new contact's row and numbers, to hold back (lifecycle.unit.Pending)."""
+    return [(_INSERT_CONTACT, (c.id, c.external_id, c.name, c.country, list(c.time_zones), dict(c.attributes),
+                               str(c.stage), list(c.tags), c.consent, c.do_not_call, c.created_at)),
+            (_INSERT_PHONES, (list(c.phones), c.id))]
 
 
 async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence[str]) -> None:

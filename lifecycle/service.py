@@ -18,7 +18,7 @@ import asyncpg
 from callcycle.clock import Clock
 from lifecycle import cadence, crm_events, kpi, phones, repository as repo
 from lifecycle.config import LifecycleSettings
-from lifecycle.errors import NoSuchContact, NoSuchTask, TaskClosed
+from lifecycle.errors import DuplicateContact, NoSuchContact, NoSuchTask, TaskClosed
 from lifecycle.machine import StageMachine
 from lifecycle.models import CallOutcome, Contact, NewContact, Rules, Snapshot, Task, TaskState
 from lifecycle.rules import load_rules
@@ -68,14 +68,25 @@ class LifecycleService:
     async def snapshot_by_phone(self, raw_phone: str, default_region: str | None = None,
                                 reserve: Sequence[str] = ()) -> Snapshot:
         """:meth:`snapshot` of the contact owning this number: one read for a known number;
-        a new one is created in acquisition first (:meth:`find_or_create_by_phone`)."""
-        e164 = phones.parse(raw_phone, default_region or self.settings.default_region).e164
+        for a new one, a new acquisition-stage lead in two statements more (outside a
+        transaction: the second writes its rows and its event at once, or nothing)."""
+        parsed = phones.parse(raw_phone, default_region or self.settings.default_region)
         async with self.pool.acquire() as conn:
-            seen = await repo.read_contact_by_phone(conn, e164, reserve)
-        if seen is not None:
-            return seen
-        contact = await self.find_or_create_by_phone(raw_phone, default_region)
-        return await self.snapshot(contact.id, reserve)
+            seen = await repo.read_contact_by_phone(conn, parsed.e164, reserve)
+            if seen is not None:
+                return seen
+            ctx = self.context()
+            new = NewContact((parsed.e164,), country=parsed.country, time_zones=parsed.time_zones)
+            try:
+                unit = await create_contact(conn, ctx, new, "call", reserve)
+                await ctx.pending.send_alone(conn, ctx.now, None)
+            except (DuplicateContact, asyncpg.UniqueViolationError):
+                # the number's contact was created meanwhile (a second call from a new caller)
+                seen = await repo.read_contact_by_phone(conn, parsed.e164, reserve)
+                if seen is None:
+                    raise
+                return seen
+        return Snapshot(unit.contact, None, repo.NEW_VERSION, unit.reserved)
 
     async def history(self, contact_id: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:

@@ -1,8 +1,10 @@
 """Steps shared by the service and inbound CRM events; each runs inside the caller's
-transaction and writes its outbox rows on the same connection."""
+transaction and writes its outbox rows on the same connection (creating a contact may also
+run outside one, see create_contact)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -13,19 +15,28 @@ from lifecycle.errors import DuplicateContact
 from lifecycle.models import CallOutcome, Contact, NewContact, TaskState
 from lifecycle.unit import ContactUnit, Context
 
-async def create_contact(conn: asyncpg.Connection, ctx: Context, new: NewContact, source: str) -> ContactUnit:
-    owners = await repo.owners_of(conn, new.phones)
+async def create_contact(conn: asyncpg.Connection, ctx: Context, new: NewContact, source: str,
+                         reserve: Sequence[str] = ()) -> ContactUnit:
+    """A new contact in the initial stage: one round trip decides (its id, numbers taken,
+    do-not-call), and its row, numbers, history line and ``contact.created`` event are held
+    in ``ctx.pending``. Inside a transaction they are sent at once, so the transaction's own
+    statements (a task referring to the contact) find the row; outside one, the caller sends
+    them as one statement (``ctx.pending.send_alone``), which creates all or nothing."""
+    prep = await repo.prepare_contact(conn, new.phones, new.external_id, reserve)
     for i, p in enumerate(new.phones):
-        if p in owners:
-            raise DuplicateContact(f"phones[{i}]", f"number already belongs to contact {owners[p]}")
-    if new.external_id and await repo.id_by_external_id(conn, new.external_id):
+        if p in prep.owners:
+            raise DuplicateContact(f"phones[{i}]", f"number already belongs to contact {prep.owners[p]}")
+    if new.external_id and prep.external_owner is not None:
         raise DuplicateContact("external_id", "a contact with this external_id exists")
-    dnc = bool(new.phones) and any([await repo.is_dnc(conn, p) for p in new.phones])
-    contact_id = await repo.insert_contact(conn, new, ctx.rules.initial_stage, dnc, ctx.now)
+    contact = new.as_contact(prep.id, ctx.rules.initial_stage, prep.dnc, ctx.now)
+    for sql, values in repo.contact_inserts(contact):
+        ctx.pending.insert(sql, values)
     ctx.pending.insert(repo.INSERT_HISTORY,
-                       repo.history_row(contact_id, None, ctx.rules.initial_stage, "created", source, ctx.now))
-    unit = await ContactUnit.load(conn, ctx, contact_id)
+                       repo.history_row(contact.id, None, ctx.rules.initial_stage, "created", source, ctx.now))
+    unit = ContactUnit(conn, ctx, contact, None, prep.reserved)
     await unit.emit("contact.created", source=source)
+    if conn.is_in_transaction():
+        await ctx.pending.flush(conn, ctx.now)
     return unit
 
 

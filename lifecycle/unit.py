@@ -75,14 +75,15 @@ class Pending:
             raise RuntimeError("held-back writes must be sent inside their transaction")
         await write_back(conn, *self._take(now))
 
-    async def send_alone(self, conn: asyncpg.Connection, now: datetime, expect: tuple[int, int]) -> None:
+    async def send_alone(self, conn: asyncpg.Connection, now: datetime, expect: tuple[int, int] | None) -> None:
         """Send what is held as one statement outside any transaction, for a unit that did
         not lock its contact (:meth:`ContactUnit.unlocked`): it commits whole if that
         contact (``expect``: id, version) is still at the version read, else it writes
-        nothing and raises ContactChanged."""
+        nothing and raises ContactChanged. ``expect`` None: what is held changes no row that
+        exists yet (a new contact's, see lifecycle.steps.create_contact)."""
         if conn.is_in_transaction():
             raise RuntimeError("an unlocked unit's writes commit on their own, outside a transaction")
-        if set(self.fields) - {expect[0]}:
+        if set(self.fields) - ({expect[0]} if expect is not None else set()):
             raise NeedsLock("a change to another contact")
         await write_back(conn, *self._take(now), expect=expect)
 

@@ -28,21 +28,62 @@ async def test_find_or_create_normalises_any_format_and_derives_country_and_zone
     assert hist["from_stage"] is None and hist["to_stage"] == "acquisition"
 
 
-async def test_a_snapshot_by_phone_finds_a_known_number_in_one_read_and_creates_a_new_one(db_url, clock):
+async def test_a_snapshot_by_phone_finds_a_known_number_in_one_read_and_creates_a_new_one_in_three(db_url, clock):
     pool = await create_pool(db_url, min_size=1, max_size=1)   # one connection: the logger sees every statement
     try:
         service = LifecycleService(pool, clock, LifecycleSettings())
-        created = await service.snapshot_by_phone("(415) 555-0123", "US", ("calls",))
-        assert created.contact.stage == "acquisition" and created.version == 0 and created.reserved["calls"] > 0
         statements: list[str] = []
         async with pool.acquire() as conn:
             conn.add_query_logger(lambda q: statements.append(q.query))
-        again = await service.snapshot_by_phone("+1 415-555-0123", reserve=("calls",))
+        created = await service.snapshot_by_phone("(415) 555-0123", "US", ("calls", "ivr_sessions"))
         await asyncio.sleep(0)   # asyncpg calls query loggers soon after the statement
+        assert len(statements) == 3, statements   # the miss, the new id and checks, every write at once
+        assert created.contact.stage == "acquisition" and created.reserved["calls"] > 0
+        assert created.reserved["ivr_sessions"] > 0
+        async with pool.acquire() as conn:   # the snapshot is the row as stored
+            row = await conn.fetchrow("SELECT version, score_at FROM contacts WHERE id = $1", created.contact.id)
+        assert created.contact == await service.get(created.contact.id)
+        assert (created.version, created.score_at) == (row["version"], row["score_at"])
+        statements.clear()
+        again = await service.snapshot_by_phone("+1 415-555-0123", reserve=("calls",))
+        await asyncio.sleep(0)
         assert again.contact.id == created.contact.id and again.reserved["calls"] != created.reserved["calls"]
         assert len(statements) == 1, statements
     finally:
         await pool.close()
+
+
+async def test_a_caller_created_outside_a_transaction_is_recorded_as_one_created_inside(service, db_pool):
+    alone = await service.snapshot_by_phone("+14155550123")
+    inside = await service.find_or_create_by_phone("+14155550124")
+    differs = {"id", "phones"}
+    assert {k: v for k, v in vars(alone.contact).items() if k not in differs} == \
+        {k: v for k, v in vars(inside).items() if k not in differs}
+    for contact in (alone.contact, inside):
+        [ev] = await events(db_pool, contact.id)
+        assert ev == {"type": "contact.created", "data": {"contact": contact.ref(), "source": "call"}}
+        [hist] = await service.history(contact.id)
+        assert (hist["from_stage"], hist["to_stage"], hist["reason"]) == (None, "acquisition", "created")
+
+
+async def test_a_new_caller_on_the_do_not_call_list_is_created_marked(service):
+    await service.add_dnc("+14155550123", "crm")
+    seen = await service.snapshot_by_phone("+14155550123")
+    assert seen.contact.do_not_call and (await service.get(seen.contact.id)).do_not_call
+
+
+async def test_two_calls_from_one_new_number_at_once_make_one_contact(service, db_pool):
+    async with db_pool.acquire(), db_pool.acquire():   # two open connections: the calls overlap
+        pass
+    before = await db_pool.fetchval("SELECT nextval('contacts_id_seq')")
+    first, second = await asyncio.gather(service.snapshot_by_phone("+14155550123", reserve=("calls",)),
+                                         service.snapshot_by_phone("+14155550123", reserve=("calls",)))
+    assert first.contact.id == second.contact.id
+    assert first.reserved["calls"] != second.reserved["calls"]
+    assert await db_pool.fetchval("SELECT count(*) FROM contacts") == 1
+    assert [e["type"] for e in await events(db_pool)] == ["contact.created"]
+    # both set out to create it (each took a contact id): one insert lost, and read the winner's
+    assert await db_pool.fetchval("SELECT last_value FROM contacts_id_seq") == before + 2
 
 
 async def test_a_bad_number_is_refused_naming_the_field(service, db_pool):
