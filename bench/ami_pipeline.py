@@ -26,7 +26,7 @@ from pathlib import Path
 from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
-from pbx.events import KNOWN_EVENTS
+from pbx.parsing import KNOWN_EVENTS
 from pbx.protocol import FastAMIProtocol
 from pbx.router import Router
 

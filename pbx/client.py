@@ -21,7 +21,7 @@ from callcycle.logs import get_logger
 from callcycle.settings import AsteriskServer
 from pbx.calls import ATTEMPT_VARIABLE, status_variables
 from pbx.errors import ActionFailed, AmiAuthError, AmiConnectionLost, AmiNotConnected
-from pbx.events import KNOWN_EVENTS
+from pbx.parsing import KNOWN_EVENTS
 from pbx.protocol import FastAMIProtocol
 from pbx.router import Outage, Resync, Router
 

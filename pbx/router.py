@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from callcycle.logs import get_logger
 from pbx import events as ev
 from pbx.calls import Call, CallTable
+from pbx.parsing import MalformedEvent, parse
 from pbx.queues import QueueTable
 
 log = get_logger(__name__)
@@ -195,8 +196,8 @@ class Router:
     def _process_one(self, headers: dict[str, Any]) -> None:
         self.stats["events"] += 1
         try:
-            event = ev.parse(headers)
-        except ev.MalformedEvent as exc:
+            event = parse(headers)
+        except MalformedEvent as exc:
             self.stats["malformed"] += 1
             log.warning("ami_event_malformed", server=self.server, ami_event=exc.event, header=exc.header)
             return

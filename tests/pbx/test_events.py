@@ -4,6 +4,7 @@ from pbx import events as ev
 from pbx.actions import check_dial_string, parse_agi_result
 from pbx.client import backoff
 from pbx.errors import UnsafeDialString
+from pbx.parsing import MalformedEvent, parse
 
 
 def headers(**kw):
@@ -11,40 +12,40 @@ def headers(**kw):
 
 
 def test_known_events_become_frozen_typed_events_with_converted_fields():
-    e = ev.parse({"Event": "Hangup", "Channel": "Local/s@sim-customer-0001;1", "Uniqueid": "1.1",
-                  "Linkedid": "1.0", "Cause": "17", "Cause-txt": "User busy"})
+    e = parse({"Event": "Hangup", "Channel": "Local/s@sim-customer-0001;1", "Uniqueid": "1.1",
+               "Linkedid": "1.0", "Cause": "17", "Cause-txt": "User busy"})
     assert e == ev.Hangup("1.0", "1.1", "Local/s@sim-customer-0001;1", 17, "User busy")
     with pytest.raises(AttributeError):
         e.cause = 16  # type: ignore[misc]
 
 
 def test_a_missing_required_header_is_named_not_turned_into_an_empty_string():
-    with pytest.raises(ev.MalformedEvent) as err:
-        ev.parse({"Event": "DTMFEnd", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "Direction": "Received"})
+    with pytest.raises(MalformedEvent) as err:
+        parse({"Event": "DTMFEnd", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "Direction": "Received"})
     assert err.value.header == "Digit" and err.value.event == "DTMFEnd"
-    with pytest.raises(ev.MalformedEvent, match="Linkedid"):
-        ev.parse({"Event": "Newchannel", "Channel": "c", "Uniqueid": "u", "ChannelState": "0"})
-    with pytest.raises(ev.MalformedEvent, match="Cause"):
-        ev.parse({"Event": "Hangup", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "Cause": "x"})
+    with pytest.raises(MalformedEvent, match="Linkedid"):
+        parse({"Event": "Newchannel", "Channel": "c", "Uniqueid": "u", "ChannelState": "0"})
+    with pytest.raises(MalformedEvent, match="Cause"):
+        parse({"Event": "Hangup", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "Cause": "x"})
 
 
 def test_unknown_events_and_other_peoples_variables_are_skipped():
-    assert ev.parse({"Event": "RTCPSent", "Channel": "c"}) is None
+    assert parse({"Event": "RTCPSent", "Channel": "c"}) is None
     base = {"Event": "VarSet", "Channel": "c", "Uniqueid": "u", "Linkedid": "l"}
-    assert ev.parse({**base, "Variable": "BRIDGEPEER", "Value": "x"}) is None
-    assert ev.parse({**base, "Variable": "CALLCYCLE_ATTEMPT_ID", "Value": "a1"}) == ev.VarSet(
+    assert parse({**base, "Variable": "BRIDGEPEER", "Value": "x"}) is None
+    assert parse({**base, "Variable": "CALLCYCLE_ATTEMPT_ID", "Value": "a1"}) == ev.VarSet(
         "l", "u", "c", "CALLCYCLE_ATTEMPT_ID", "a1")
 
 
 def test_dial_of_an_originate_without_caller_is_keyed_by_the_destination():
-    e = ev.parse({"Event": "DialBegin", "DestChannel": "PJSIP/x-01", "DestUniqueid": "9.1",
-                  "DestLinkedid": "9.0", "DialString": "x"})
+    e = parse({"Event": "DialBegin", "DestChannel": "PJSIP/x-01", "DestUniqueid": "9.1",
+               "DestLinkedid": "9.0", "DialString": "x"})
     assert (e.linkedid, e.uniqueid, e.channel) == ("9.0", "9.1", "PJSIP/x-01")
 
 
 def test_async_agi_env_and_result_are_url_decoded():
-    start = ev.parse({"Event": "AsyncAGIStart", "Channel": "c", "Uniqueid": "u", "Linkedid": "l",
-                      "Env": "agi_request%3A%20async%0Aagi_callerid%3A%20%2B14155550123%0A"})
+    start = parse({"Event": "AsyncAGIStart", "Channel": "c", "Uniqueid": "u", "Linkedid": "l",
+                   "Env": "agi_request%3A%20async%0Aagi_callerid%3A%20%2B14155550123%0A"})
     assert start.env == {"agi_request": "async", "agi_callerid": "+14155550123"}
     r = parse_agi_result("200%20result%3D49%20(timeout)%0A")
     assert (r.code, r.result, r.digit, r.data) == (200, "49", "1", "timeout")

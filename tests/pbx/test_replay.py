@@ -13,7 +13,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from pbx import events as ev
-from pbx.events import KNOWN_EVENTS
+from pbx.parsing import KNOWN_EVENTS, MalformedEvent, parse
 from pbx.protocol import FastAMIProtocol, split_headers
 from pbx.router import Router
 
@@ -64,8 +64,8 @@ def reference_order(data: bytes) -> dict[str, list[str]]:
         name = headers.get("Event")
         if name in KNOWN_EVENTS:
             try:
-                event = ev.parse(headers)
-            except ev.MalformedEvent:
+                event = parse(headers)
+            except MalformedEvent:
                 continue
             if isinstance(event, ev.CallEvent):
                 order.setdefault(event.linkedid, []).append(name)
