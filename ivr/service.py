@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 
 from callcycle.clock import Clock
 from callcycle.logs import get_logger
@@ -128,11 +127,7 @@ class IvrService:
             number = session.env.get("agi_callerid", "")
             if not number or number == "unknown":
                 return None
-            try:
-                return await self.lifecycle.snapshot_by_phone(number, self._region, recorder.RESERVE)
-            except asyncpg.UniqueViolationError:
-                # Two calls from one new number at once: the other call created the contact.
-                return await self.lifecycle.snapshot_by_phone(number, self._region, recorder.RESERVE)
+            return await self.lifecycle.snapshot_by_phone(number, self._region, recorder.RESERVE)
         except InvalidPhone:
             log.info("ivr_caller_without_contact", reason="caller number is not a phone number")
             return None

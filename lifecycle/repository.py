@@ -53,6 +53,15 @@ def _next_id(table: str) -> str:
     return f"nextval(pg_get_serial_sequence('{table}', 'id'))"
 
 
+def _reserving(reserve: Sequence[str]) -> str:
+    """Select-list items taking a new id of each table (read back by :func:`_reserved`)."""
+    return "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
+
+
+def _reserved(row: asyncpg.Record, reserve: Sequence[str]) -> dict[str, int]:
+    return {t: row[f"id_{t}"] for t in reserve}
+
+
 async def read_contact(conn: asyncpg.Connection, contact_id: int, reserve: Sequence[str] = (), *,
                        lock: bool = True) -> Snapshot | None:
     """The contact, row-locked unless ``lock`` is false (the lock serialises concurrent
@@ -71,12 +80,11 @@ async def read_contact_by_phone(conn: asyncpg.Connection, e164: str, reserve: Se
 
 async def _read(conn: asyncpg.Connection, where: str, arg: Any, reserve: Sequence[str], lock: bool
                 ) -> Snapshot | None:
-    ids = "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
-    row = await conn.fetchrow(f"SELECT c.*, {_PHONES}{ids} FROM contacts c WHERE {where}"
+    row = await conn.fetchrow(f"SELECT c.*, {_PHONES}{_reserving(reserve)} FROM contacts c WHERE {where}"
                               f"{' FOR UPDATE OF c' if lock else ''}", arg)
     if row is None:
         return None
-    return Snapshot(to_contact(row), row["score_at"], row["version"], {t: row[f"id_{t}"] for t in reserve})
+    return Snapshot(to_contact(row), row["score_at"], row["version"], _reserved(row, reserve))
 
 
 async def next_id(conn: asyncpg.Connection, table: str) -> int:
@@ -110,16 +118,14 @@ class Prepared:
 async def prepare_contact(conn: asyncpg.Connection, phones: Sequence[str], external_id: str | None,
                           reserve: Sequence[str] = ()) -> Prepared:
     """A new contact's id and what deciding on it needs, in one round trip (see Prepared)."""
-    ids = "".join(f", {_next_id(t)} AS id_{t}" for t in reserve)
     row = await conn.fetchrow(
         f"""SELECT {_next_id("contacts")} AS id,
                   (SELECT jsonb_object_agg(phone, contact_id) FROM contact_phones WHERE phone = ANY($1::text[]))
                       AS owners,
                   (SELECT id FROM contacts WHERE external_id = $2) AS external_owner,
-                  EXISTS (SELECT 1 FROM dnc_numbers WHERE phone = ANY($1::text[])) AS dnc{ids}""",
+                  EXISTS (SELECT 1 FROM dnc_numbers WHERE phone = ANY($1::text[])) AS dnc{_reserving(reserve)}""",
         list(phones), external_id)
-    return Prepared(row["id"], row["owners"] or {}, row["external_owner"], row["dnc"],
-                    {t: row[f"id_{t}"] for t in reserve})
+    return Prepared(row["id"], row["owners"] or {}, row["external_owner"], row["dnc"], _reserved(row, reserve))
 
 
 NEW_VERSION = 0   # contacts.version of a row never updated (its DEFAULT, migration 0600)
@@ -138,8 +144,7 @@ def contact_inserts(c: Contact) -> list[tuple[str, tuple[Any, ...]]]:
 
 async def set_phones(conn: asyncpg.Connection, contact_id: int, phones: Sequence[str]) -> None:
     await conn.execute("DELETE FROM contact_phones WHERE contact_id = $1", contact_id)
-    await conn.executemany("INSERT INTO contact_phones (phone, contact_id, position) VALUES ($1, $2, $3)",
-                           [(p, contact_id, i) for i, p in enumerate(phones)])
+    await conn.execute(_INSERT_PHONES, list(phones), contact_id)
 
 
 async def delete_contact(conn: asyncpg.Connection, contact_id: int) -> None:
