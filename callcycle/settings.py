@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from callcycle import config_sources as sources
+from callcycle.config_sources import SettingsError
+
 _T = TypeVar("_T")
 
 ROLES = ("admin", "supervisor", "agent", "crm")
-_SECRET_KEYS = {"secret", "secrets", "tokens", "password"}
-
-
-class SettingsError(ValueError):
-    """A setting is missing, malformed or in the wrong place; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,7 @@ def load(
     """Build the settings once, at start-up. ``config_file`` defaults to
     ``$CALLCYCLE_CONFIG`` or ``./config/callcycle.toml`` when that exists."""
     env = os.environ if environ is None else environ
-    merged = _read_toml_text(resources.files("callcycle").joinpath("defaults.toml").read_text(), "defaults.toml")
+    merged = sources.read_toml_text(resources.files("callcycle").joinpath("defaults.toml").read_text(), "defaults.toml")
     path = config_file or env.get("CALLCYCLE_CONFIG")
     if path is None and Path("config/callcycle.toml").is_file():
         path = "config/callcycle.toml"
@@ -137,136 +133,24 @@ def load(
         p = Path(path)
         if not p.is_file():
             raise SettingsError(f"config file {p} does not exist")
-        site = _read_toml_text(p.read_text(), str(p))
-        _refuse_secrets(site, str(p))
-        merged = _merge(merged, site)
-    _apply_env(merged, env)
+        site = sources.read_toml_text(p.read_text(), str(p))
+        sources.refuse_secrets(site, str(p))
+        merged = sources.merge(merged, site)
+    sources.apply_env(merged, env)
     return _build(merged, env)
-
-
-def _read_toml_text(text: str, name: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{name}: {exc}") from exc
-
-
-def _refuse_secrets(data: Mapping[str, Any], where: str, path: tuple[str, ...] = ()) -> None:
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            _refuse_secrets(value, where, (*path, key))
-        elif key in _SECRET_KEYS:
-            dotted = ".".join((*path, key))
-            raise SettingsError(f"{where}: {dotted} is a secret; set it in the environment instead")
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _env_name(path: tuple[str, ...]) -> str:
-    if len(path) == 4 and path[:2] == ("asterisk", "servers"):
-        path = ("asterisk", path[2], path[3])
-    return "CALLCYCLE_" + "_".join(p.upper().replace("-", "_") for p in path)
-
-
-def _coerce(raw: str, like: Any, name: str) -> Any:
-    try:
-        if isinstance(like, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(raw)
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
-        if isinstance(like, list):
-            return [item.strip() for item in raw.split(",") if item.strip()]
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a valid {type(like).__name__}") from exc
-    return raw
-
-
-def _apply_env(data: dict[str, Any], env: Mapping[str, str], path: tuple[str, ...] = ()) -> None:
-    for key, value in data.items():
-        here = (*path, key)
-        if isinstance(value, dict):
-            _apply_env(value, env, here)
-            continue
-        name = _env_name(here)
-        if name in env:
-            data[key] = _coerce(env[name], value, name)
-    if path == ():
-        if "DATABASE_URL" in env and "CALLCYCLE_DATABASE_URL" not in env:
-            data["database"]["url"] = env["DATABASE_URL"]
-        if "REDIS_URL" in env and "CALLCYCLE_REDIS_URL" not in env:
-            data["redis"]["url"] = env["REDIS_URL"]
-
-
-def _typed(cls: type, data: Mapping[str, Any], where: str, **extra: Any) -> Any:
-    """Construct dataclass ``cls`` from ``data``, refusing unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise SettingsError(f"[{where}] unknown setting(s): {', '.join(sorted(unknown))}")
-    kwargs: dict[str, Any] = dict(extra)
-    for key, value in data.items():
-        expected = hints[key]
-        kwargs[key] = _check_type(value, expected, f"{where}.{key}")
-    return cls(**kwargs)
-
-
-def _check_type(value: Any, expected: Any, where: str) -> Any:
-    origin = typing.get_origin(expected)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected in (str, int, float, bool):
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise SettingsError(f"{where} must be {expected.__name__}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise SettingsError(f"{where} must be a list, got {value!r}")
-        (item_type, *_rest) = typing.get_args(expected)
-        return tuple(_check_type(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(expected):
-            if option is type(None) and value is None:
-                return None
-            try:
-                return _check_type(value, option, where)
-            except SettingsError:
-                continue
-        raise SettingsError(f"{where} has the wrong type: {value!r}")
-    if origin is dict or origin is Mapping or expected is Any:
-        return value
-    if dataclasses.is_dataclass(expected):
-        if not isinstance(value, Mapping):
-            raise SettingsError(f"[{where}] must be a table")
-        return _typed(expected, value, where)
-    return value
 
 
 def _feature_env(section: str, cls: type, data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """``CALLCYCLE_<SECTION>_<FIELD>`` for every field of a feature section's dataclass,
     including fields that no TOML file mentions."""
     for f in dataclasses.fields(cls):
-        name = _env_name((section, f.name))
+        name = sources.env_name((section, f.name))
         if name not in env:
             continue
         like = data.get(f.name, f.default if f.default is not dataclasses.MISSING else "")
         if like is None or isinstance(like, tuple):
             like = [] if isinstance(like, tuple) else ""
-        data[f.name] = _coerce(env[name], like, name)
+        data[f.name] = sources.coerce(env[name], like, name)
     return data
 
 
@@ -310,20 +194,20 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise SettingsError("[asterisk.servers] must name at least one server")
     servers = {}
     for name, raw in servers_raw.items():
-        secret = env.get(_env_name(("asterisk", "servers", name, "secret")), "")
+        secret = env.get(sources.env_name(("asterisk", "servers", name, "secret")), "")
         if not secret and name == default:
             secret = env.get("CALLCYCLE_AMI_SECRET", "")
-        servers[name] = _typed(AsteriskServer, raw, f"asterisk.servers.{name}", name=name, secret=secret)
+        servers[name] = sources.typed(AsteriskServer, raw, f"asterisk.servers.{name}", name=name, secret=secret)
     if default not in servers:
         raise SettingsError(f"[asterisk] default = {default!r} names no configured server")
     features = {
-        name: _typed(cls, _feature_env(name, cls, dict(data.get(name, {})), env), name)
+        name: sources.typed(cls, _feature_env(name, cls, dict(data.get(name, {})), env), name)
         for name, cls in sections.items()
     }
     return Settings(
-        server=_typed(ServerSettings, data.get("server", {}), "server"),
-        database=_typed(DatabaseSettings, data.get("database", {}), "database"),
-        redis=_typed(RedisSettings, data.get("redis", {}), "redis"),
+        server=sources.typed(ServerSettings, data.get("server", {}), "server"),
+        database=sources.typed(DatabaseSettings, data.get("database", {}), "database"),
+        redis=sources.typed(RedisSettings, data.get("redis", {}), "redis"),
         asterisk=AsteriskSettings(default=default, servers=types.MappingProxyType(servers)),
         api_tokens=_parse_tokens(env.get("CALLCYCLE_API_TOKENS", "")),
         crm_inbound_secrets=_parse_webhook_secrets(env.get("CALLCYCLE_CRM_INBOUND_SECRETS", "")),
