@@ -1,10 +1,11 @@
 """One AMI connection to one Asterisk: login, a keep-alive that must be answered,
 reconnection with exponential back-off and jitter, and a resync after every reconnect.
 
-panoramisk's Manager keeps doing what it does well (writing actions, matching responses
-to ``Action`` futures); three of its habits are switched off here because they lose
-calls (see ../shared/ASTERISK.md): its fixed 2 s reconnect, its keep-alive that never
-checks for an answer, and its re-sending of unanswered actions after a reconnect.
+panoramisk's Manager keeps the connection and its Login; our actions are written and
+matched to their answers by ``FastAMIProtocol.request``. Three of the Manager's habits are
+switched off here because they lose calls (see ../shared/ASTERISK.md): its fixed 2 s
+reconnect, its keep-alive that never checks for an answer, and its re-sending of
+unanswered actions after a reconnect.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ from pbx.router import Outage, Resync, Router
 log = get_logger(__name__)
 _NEVER = 10**9  # seconds: panoramisk's own pinger must not fire
 _BOOT_TIMEOUT = 120.0  # seconds from login to FullyBooted before trying another connection
-# Actions whose reply panoramisk must read to know whether events follow: an async
-# Originate (then OriginateResponse) or AGI (then AsyncAGIExec), but not their errors.
-_GUESS_LIST = frozenset({"originate", "agi"})
 
 
 class _Manager(Manager):
@@ -242,20 +240,24 @@ class AmiClient:
     # -- actions ------------------------------------------------------------------------------
 
     async def _send_raw(self, action: dict[str, Any], *, timeout: float, as_list: bool | None = None) -> Any:
-        if self._manager is None or self._protocol is None or self._protocol.closed:
+        proto = self._protocol
+        if self._manager is None or proto is None or proto.closed:
             raise AmiNotConnected(self.server.name)
-        future = self._manager.send_action(dict(action), as_list=as_list)
-        return await asyncio.wait_for(future, timeout)
+        req = proto.request(action, as_list)
+        try:
+            async with asyncio.timeout(timeout):
+                return await req.future
+        except BaseException:
+            proto.forget(req)
+            raise
 
     async def send(self, action: dict[str, Any], *, timeout: float = 10.0, as_list: bool | None = None) -> Any:
-        """Send an action once (never re-sent after a reconnect) and return its response
-        (a list for event lists, ``as_list=True``). Raises ActionFailed on ``Response: Error``."""
+        """Send an action once (never re-sent after a reconnect) and return its response:
+        a dict of headers; a list of them for an event list (``as_list=True``), for an
+        AGI command (the reply, then its ``AsyncAGIExec``) and for an async Originate (the
+        reply, then its ``OriginateResponse``). Raises ActionFailed on ``Response: Error``."""
         if not self._connected.is_set():
             raise AmiNotConnected(f"AMI {self.server.name} is not connected")
-        if as_list is None and str(action.get("Action", "")).lower() not in _GUESS_LIST:
-            # panoramisk guesses "more responses follow" from the reply's wording: "...successfully
-            # queued" (PlayDTMF) or "Added ... to queue" (QueueAdd) would leave us waiting forever.
-            as_list = False
         resp = await self._send_raw(action, timeout=timeout, as_list=as_list)
         first = resp[0] if isinstance(resp, list) else resp
         if first.get("Response") == "Error":

@@ -10,13 +10,20 @@ Why not panoramisk's ``AMIProtocol``:
   skip the events nobody uses after reading only their first line;
 - on a lost connection it queues unanswered actions to be re-sent after reconnect, which
   would dial an ``Originate`` twice. We fail every pending action instead, so its caller
-  (who knows whether a retry is safe) decides.
+  (who knows whether a retry is safe) decides;
+- its ``Action`` and ``Message`` are case-insensitive dicts that guess from a reply's
+  wording whether more replies follow. Building them took more of the loop than parsing
+  the events (an IVR caller's AGI commands are actions). Our actions (:meth:`request`)
+  are written as they are and their replies stay the plain dicts events are; what
+  completes an action is decided when it is sent (:class:`_Request`).
 
-Responses to our actions still go through panoramisk's ``Action`` futures.
+Only the Login that panoramisk's Manager sends on connecting still uses its ``Action``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +34,52 @@ from pbx.errors import AmiConnectionLost
 
 _SEP = b"\r\n\r\n"
 _RESPONSE_WITH_BODY = ("Response: Follows", "Response: Fail")
+_IDS = itertools.count(1)
+
+
+class _Request:
+    """One action of ours awaiting its answer. ``until`` says what completes it:
+    ``reply`` the first response; ``list`` the event list's ``...Complete`` event;
+    ``originate`` (Async) the ``OriginateResponse`` event; ``agi`` the ``AsyncAGIExec``
+    event. A ``Response: Error`` completes any of them. The result is the reply's headers,
+    or the list of every message received when more than one was awaited (and for
+    ``list``, always a list)."""
+
+    __slots__ = ("name", "keys", "until", "future", "received")
+
+    def __init__(self, name: str, keys: tuple[str, ...], until: str, future: asyncio.Future) -> None:
+        self.name, self.keys, self.until, self.future = name, keys, until, future
+        self.received: list[dict[str, Any]] = []
+
+    def add(self, headers: dict[str, Any]) -> bool:
+        """Take one message; True once the action is complete (its future then holds the result)."""
+        received = self.received
+        received.append(headers)
+        until = self.until
+        if until == "reply" or (len(received) == 1 and headers.get("Response") == "Error"):
+            result: Any = received if until == "list" else headers
+        elif until == "list":
+            if not (headers.get("EventList") == "Complete" or headers.get("Event", "").endswith("Complete")):
+                return False
+            result = received
+        elif headers.get("Event") == ("OriginateResponse" if until == "originate" else "AsyncAGIExec"):
+            result = received
+        else:
+            return False
+        if not self.future.done():
+            self.future.set_result(result)
+        return True
+
+
+def _until(name: str, action: dict[str, Any], as_list: bool | None) -> str:
+    if as_list:
+        return "list"
+    if as_list is None:
+        if name == "agi":
+            return "agi"
+        if name == "originate" and str(action.get("Async", "")).lower() == "true":
+            return "originate"
+    return "reply"
 
 
 def split_headers(raw: str) -> dict[str, Any]:
@@ -60,6 +113,41 @@ class FastAMIProtocol(AMIProtocol):
         super().connection_made(transport)
         self._buffer = bytearray()
 
+    def request(self, action: dict[str, Any], as_list: bool | None = None) -> _Request:
+        """Write one action; its ``future`` gets the answer (see :class:`_Request`).
+        ``as_list`` None: an AGI command waits for its result, an async Originate for its
+        outcome, anything else for its reply. A value holding a line break is refused
+        (it would smuggle headers into the action)."""
+        name = str(action["Action"])
+        action_id = str(action.get("ActionID") or f"cc-{next(_IDS)}")
+        lines = [f"Action: {name}", f"ActionID: {action_id}"]
+        keys: tuple[str, ...] = (action_id,)
+        lname = name.lower()
+        if lname == "agi":
+            command_id = str(action.get("CommandID") or action_id)
+            keys = (action_id, command_id) if command_id != action_id else keys
+            lines.append(f"CommandID: {command_id}")
+        for key, value in action.items():
+            if key in ("Action", "ActionID", "CommandID"):
+                continue
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                item = str(item)
+                if "\r" in item or "\n" in item:
+                    raise ValueError(f"AMI header {key} holds a line break")
+                lines.append(f"{key}: {item}")
+        lines.append("\r\n")
+        req = _Request(name, keys, _until(lname, action, as_list), asyncio.get_running_loop().create_future())
+        for key in keys:
+            self.responses[key] = req
+        self.transport.write("\r\n".join(lines).encode(getattr(self, "encoding", "utf-8")))
+        return req
+
+    def forget(self, req: _Request) -> None:
+        """Stop waiting for an action's answer (its caller gave up on it)."""
+        for key in req.keys:
+            if self.responses.get(key) is req:
+                del self.responses[key]
+
     def data_received(self, data: bytes) -> None:
         buf = self._buffer
         buf += data
@@ -86,53 +174,37 @@ class FastAMIProtocol(AMIProtocol):
                 if name not in wanted and "ActionID: " not in raw:
                     continue  # nobody uses it and it answers no action of ours
                 headers = split_headers(raw)
-                if responses and self._answers_action(headers):
-                    self._to_panoramisk(raw, headers)
+                if responses:
+                    self._answer(raw, headers)
                 if name in wanted:
                     events.append(headers)
             elif raw.strip():
-                headers = split_headers(raw.strip("\r\n"))
-                self._to_panoramisk(raw, headers)
+                self._answer(raw, split_headers(raw.strip("\r\n")))
         if events and self.sink is not None:
             self.sink(events)
 
-    def _answers_action(self, headers: dict[str, Any]) -> bool:
-        # AsyncAGIExec spells it "CommandId"; panoramisk's Command sends "CommandID".
+    def _answer(self, raw: str, headers: dict[str, Any]) -> None:
+        """A message that may answer an action: to its request, or to panoramisk's Login."""
+        # AsyncAGIExec spells it "CommandId"; the AGI action's reply carries the ActionID.
         key = headers.get("CommandId") or headers.get("CommandID") or headers.get("ActionID")
-        return key is not None and key in self.responses
-
-    def _to_panoramisk(self, raw: str, headers: dict[str, Any]) -> None:
+        pending = self.responses.get(key) if key is not None else None
+        if pending is None:
+            return  # not ours, or an answer to an action we already gave up on
+        if isinstance(pending, _Request):
+            if pending.add(headers):
+                self.forget(pending)
+            return
         content = ""
         if raw.startswith(_RESPONSE_WITH_BODY):
             content = Message.from_line(raw.strip()).content if "\r\n" in raw else ""
         message = Message(headers, content)
-        if message.id is None or (message.id not in self.responses
-                                  and message.action_id not in self.responses):
-            return  # a response to an action we already gave up on
         try:
             self.handle_message(message)
         except Exception as exc:
             # An exception here would escape data_received and close the connection.
-            self._fail(message.id, exc)
-            return
-        if headers.get("Event") == "AsyncAGIExec":
-            self._complete(message.id)
-
-    def _fail(self, key: str, exc: Exception) -> None:
-        action = self.responses.pop(key, None)
-        if action is not None and not action.future.done():
-            action.future.set_exception(exc)
-
-    def _complete(self, key: str) -> None:
-        """panoramisk 1.4 waits for a ``SubEvent: Exec`` that Asterisk 12+ no longer sends:
-        the AsyncAGIExec event itself is the AGI command's result."""
-        action = self.responses.pop(key, None)
-        if action is None:
-            return
-        if action.action_id:
-            self.responses.pop(action.action_id, None)
-        if not action.future.done():
-            action.future.set_result(list(action.responses))
+            action = self.responses.pop(key, None)
+            if action is not None and not action.future.done():
+                action.future.set_exception(exc)
 
     def close(self) -> None:
         """Fail every pending action (never re-send it), then close the socket."""
@@ -140,7 +212,8 @@ class FastAMIProtocol(AMIProtocol):
         self.responses.clear()
         for action in pending:
             if not action.future.done():
-                action.future.set_exception(AmiConnectionLost(f"connection lost before {action['action']} was answered"))
+                name = action.name if isinstance(action, _Request) else action["action"]
+                action.future.set_exception(AmiConnectionLost(f"connection lost before {name} was answered"))
                 action.future.exception()  # whoever awaits it still gets it; nobody is warned twice
         if not self.closed:
             try:

@@ -14,7 +14,7 @@ import pytest
 
 from pbx import events as ev
 from pbx.actions import OriginateRequest
-from pbx.errors import OriginateOutcomeUnknown
+from pbx.errors import ActionFailed, OriginateOutcomeUnknown
 from tests.pbx.tools import EventLog, asterisk_cli, asterisk_pid, eventually
 
 pytestmark = pytest.mark.asterisk
@@ -165,3 +165,29 @@ async def test_replies_worded_like_lists_do_not_hang_or_drop_the_connection(make
     await pbx.default.client.send({"Action": "QueueRemove", "Queue": "support", "Interface": iface}, timeout=5)
     await eventually(lambda: iface not in pbx.default.router.queues.queue("support").members)
     assert pbx.default.client.stats["disconnects"] == 0
+
+
+async def test_an_event_list_refused_by_asterisk_fails_at_once(make_pbx):
+    """An event list answered ``Response: Error`` fails with Asterisk's message; panoramisk
+    alone waits for list events that never come, until the timeout."""
+    pbx = await make_pbx()
+    started = time.monotonic()
+    with pytest.raises(ActionFailed, match="No such channel"):
+        await pbx.default.client.send({"Action": "Status", "Channel": "PJSIP/nobody-00000000"}, as_list=True,
+                                      timeout=10)
+    assert time.monotonic() - started < 2
+    assert pbx.default.client._protocol.responses == {}   # nothing left waiting
+
+
+async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_written(make_pbx):
+    pbx = await make_pbx()
+    log = EventLog()
+    pbx.default.router.add_listener(log)
+    smuggled = "x\r\nAction: Originate\r\nChannel: Local/s@sim-customer\r\nApplication: Wait"
+    with pytest.raises(ValueError, match="line break"):
+        await pbx.default.client.send({"Action": "Setvar", "Variable": "CALLCYCLE_X", "Value": smuggled})
+    assert pbx.default.client._protocol.responses == {}
+    # the connection still answers, in order, and nothing was dialed
+    assert (await pbx.default.client.send({"Action": "Ping"}))["Response"] == "Success"
+    await asyncio.sleep(1)
+    assert not log.find(ev.Newchannel)
