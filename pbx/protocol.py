@@ -131,15 +131,15 @@ class FastAMIProtocol(AMIProtocol):
             if key in ("Action", "ActionID", "CommandID"):
                 continue
             for item in value if isinstance(value, (list, tuple)) else (value,):
-                item = str(item)
-                if "\r" in item or "\n" in item:
-                    raise ValueError(f"AMI header {key} holds a line break")
                 lines.append(f"{key}: {item}")
-        lines.append("\r\n")
+        for line in lines:
+            if "\n" in line or "\r" in line:
+                raise ValueError(f"AMI header {line.partition(':')[0]} holds a line break")
+        text = "\r\n".join(lines) + "\r\n\r\n"
         req = _Request(name, keys, _until(lname, action, as_list), asyncio.get_running_loop().create_future())
         for key in keys:
             self.responses[key] = req
-        self.transport.write("\r\n".join(lines).encode(getattr(self, "encoding", "utf-8")))
+        self.transport.write(text.encode(getattr(self, "encoding", "utf-8")))
         return req
 
     def forget(self, req: _Request) -> None:
