@@ -167,6 +167,12 @@ async def test_replies_worded_like_lists_do_not_hang_or_drop_the_connection(make
     assert pbx.default.client.stats["disconnects"] == 0
 
 
+def waiting(pbx) -> set[str]:
+    """The names of the actions the connection still waits an answer for (the watchdog's
+    Ping may be one)."""
+    return {getattr(a, "name", "") for a in pbx.default.client._protocol.responses.values()}
+
+
 async def test_an_event_list_refused_by_asterisk_fails_at_once(make_pbx):
     """An event list answered ``Response: Error`` fails with Asterisk's message; panoramisk
     alone waits for list events that never come, until the timeout."""
@@ -176,7 +182,7 @@ async def test_an_event_list_refused_by_asterisk_fails_at_once(make_pbx):
         await pbx.default.client.send({"Action": "Status", "Channel": "PJSIP/nobody-00000000"}, as_list=True,
                                       timeout=10)
     assert time.monotonic() - started < 2
-    assert pbx.default.client._protocol.responses == {}   # nothing left waiting
+    assert "Status" not in waiting(pbx)   # nothing left waiting
 
 
 async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_written(make_pbx):
@@ -186,7 +192,7 @@ async def test_a_header_value_with_a_line_break_is_refused_before_anything_is_wr
     smuggled = "x\r\nAction: Originate\r\nChannel: Local/s@sim-customer\r\nApplication: Wait"
     with pytest.raises(ValueError, match="line break"):
         await pbx.default.client.send({"Action": "Setvar", "Variable": "CALLCYCLE_X", "Value": smuggled})
-    assert pbx.default.client._protocol.responses == {}
+    assert "Setvar" not in waiting(pbx)
     # the connection still answers, in order, and nothing was dialed
     assert (await pbx.default.client.send({"Action": "Ping"}))["Response"] == "Success"
     await asyncio.sleep(1)
