@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from callcycle.logs import get_logger
 from ivr import repository
 from ivr.interpreter import State
-from lifecycle import repository as lifecycle_repo, scoring
+from lifecycle import repository as lifecycle_repo, scoring, task_repository as task_repo
 from lifecycle.errors import ContactChanged, TransitionRefused
 from lifecycle.models import CallOutcome, Contact, Direction, Snapshot, TaskPlan
 from lifecycle.service import LifecycleService
@@ -125,7 +125,7 @@ async def _contact_changes(unit: ContactUnit, e: Ended) -> tuple[int, list[str]]
         except TransitionRefused:
             refused.append(node)   # e.g. decline asked of an acquisition lead: recorded, skipped
     for cb in s.callbacks:
-        task = await lifecycle_repo.insert_task(unit.conn, unit.contact.id, TaskPlan(
+        task = await task_repo.insert_task(unit.conn, unit.contact.id, TaskPlan(
             cb.kind, unit.ctx.now + timedelta(hours=cb.after_hours), unit.ctx.now + timedelta(hours=cb.within_hours),
             cb.reason, f"{source}:{cb.id}"), unit.ctx.now)
         if task is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from callcycle.clock import Clock
-from lifecycle import cadence, crm_events, kpi, phones, repository as repo
+from lifecycle import cadence, crm_events, kpi, phones, repository as repo, task_repository as task_repo
 from lifecycle.config import LifecycleSettings
 from lifecycle.errors import DuplicateContact, NoSuchContact, NoSuchTask, TaskClosed
 from lifecycle.machine import StageMachine
@@ -196,17 +196,17 @@ class LifecycleService:
     async def due_tasks(self, now: datetime | None = None, kind: str | None = None, limit: int = 100) -> list[Task]:
         """Open tasks workable at ``now`` (default: the clock), earliest due first."""
         async with self.pool.acquire() as conn:
-            return await repo.list_tasks(conn, now=now or self.clock.now(), kind=kind, state=None,
+            return await task_repo.list_tasks(conn, now=now or self.clock.now(), kind=kind, state=None,
                                          contact_id=None, limit=limit)
 
     async def list_tasks(self, *, kind: str | None = None, state: str | None = None,
                          contact_id: int | None = None, limit: int = 100) -> list[Task]:
         async with self.pool.acquire() as conn:
-            return await repo.list_tasks(conn, now=None, kind=kind, state=state, contact_id=contact_id, limit=limit)
+            return await task_repo.list_tasks(conn, now=None, kind=kind, state=state, contact_id=contact_id, limit=limit)
 
     async def complete_task(self, task_id: int) -> Task:
         async with self.transaction() as (conn, ctx):
-            task = await repo.get_task(conn, task_id, lock=True)
+            task = await task_repo.get_task(conn, task_id, lock=True)
             if task is None:
                 raise NoSuchTask(task_id)
             if task.state != TaskState.OPEN:
@@ -217,13 +217,13 @@ class LifecycleService:
     async def emit_due_tasks(self, now: datetime | None = None, limit: int = 1000) -> int:
         """Emit ``task.due`` once for each open task that became workable; returns how many."""
         async with self.transaction() as (conn, ctx):
-            tasks = await repo.unemitted_due(conn, now or ctx.now, limit)
+            tasks = await task_repo.unemitted_due(conn, now or ctx.now, limit)
             contacts = await repo.contacts_by_id(conn, {t.contact_id for t in tasks}) if tasks else {}
             for task in tasks:
                 ctx.pending.event(outbox.Event("task.due", {"contact": contacts[task.contact_id].ref(),
                                                             "task": task.to_event()},
                                                ordering_key=f"contact:{task.contact_id}", occurred_at=ctx.now))
-            await repo.mark_due_emitted(conn, [t.id for t in tasks])
+            await task_repo.mark_due_emitted(conn, [t.id for t in tasks])
             return len(tasks)
 
     async def apply_crm_event(self, webhook_id: str, event_type: str, data: dict[str, Any]) -> dict[str, Any] | None:

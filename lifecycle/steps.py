@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from crm_sync import outbox
-from lifecycle import cadence, repository as repo, scoring
+from lifecycle import cadence, repository as repo, scoring, task_repository as task_repo
 from lifecycle.errors import DuplicateContact
 from lifecycle.models import CallOutcome, Contact, NewContact, TaskState
 from lifecycle.unit import ContactUnit, Context
@@ -69,7 +69,7 @@ async def record_call(unit: ContactUnit, o: CallOutcome) -> int:
     unit.set({"last_touch_at": o.ended_at})
     await unit.emit("call.completed", call=_call_event(call_id, o))
     if o.task_id is not None:
-        task = await repo.get_task(unit.conn, o.task_id, lock=True)
+        task = await task_repo.get_task(unit.conn, o.task_id, lock=True)
         if task is not None and task.contact_id == unit.contact.id and task.state == TaskState.OPEN:
             await unit.complete(task)
     added = await unit.tag(scoring.call_tags(o, rules.intent), [], cause, rescore=False)
@@ -78,7 +78,7 @@ async def record_call(unit: ContactUnit, o: CallOutcome) -> int:
         await unit.schedule("satisfied")
     if cadence.is_undecided(unit.contact.stage, unit.contact.tags, rules.intent):
         # One round of touches per lead: after it, the lead is nurtured or handed over.
-        if not any([await repo.has_tasks(unit.conn, unit.contact.id, c.name)
+        if not any([await task_repo.has_tasks(unit.conn, unit.contact.id, c.name)
                     for c in rules.cadences if c.on == "undecided"]):
             await unit.schedule("undecided")
     return call_id

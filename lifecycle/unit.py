@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from crm_sync import outbox
-from lifecycle import cadence, repository as repo, scoring
+from lifecycle import cadence, repository as repo, scoring, task_repository as task_repo
 from lifecycle.config import LifecycleSettings
 from lifecycle.errors import NoSuchContact, TransitionRefused
 from lifecycle.machine import Refused, StageMachine
@@ -232,7 +232,7 @@ class ContactUnit:
         """Create the tasks of every cadence listening to ``signal`` (once per moment)."""
         created = []
         for plan in cadence.plan(self.ctx.rules.cadences, signal, self.ctx.now, renewal_date):
-            task = await repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
+            task = await task_repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
             if task is not None:
                 created.append(task)
                 await self.emit("task.created", task=task.to_event())
@@ -241,19 +241,19 @@ class ContactUnit:
     async def close(self, rules: list[str], state: TaskState) -> None:
         if not rules:
             return
-        for task in await repo.close_tasks(self.conn, self.contact.id, rules, state, self.ctx.now):
+        for task in await task_repo.close_tasks(self.conn, self.contact.id, rules, state, self.ctx.now):
             if state == TaskState.DONE:
                 await self.emit("task.completed", task=task.to_event())
 
     async def complete(self, task: Task) -> Task:
         """Mark a task done; a repeating cadence whose reason persists plans the next round."""
-        done = await repo.close_task(self.conn, task.id, TaskState.DONE, self.ctx.now)
+        done = await task_repo.close_task(self.conn, task.id, TaskState.DONE, self.ctx.now)
         await self.emit("task.completed", task=done.to_event())
         for c in self.ctx.rules.cadences:
             # Repeating cadences run "until complaint_resolved": go on while one is open.
             if c.name == task.rule and c.repeat and await repo.open_complaints(self.conn, self.contact.id):
                 for plan in cadence.repeat(c, self.ctx.now):
-                    new = await repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
+                    new = await task_repo.insert_task(self.conn, self.contact.id, plan, self.ctx.now)
                     if new is not None:
                         await self.emit("task.created", task=new.to_event())
         return done
