@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
 from callcycle.clock import Clock
 from callcycle.logs import get_logger
 from ivr import calendar, loader, recorder, repository, sounds
