@@ -33,7 +33,6 @@ from panoramisk.message import Message
 from pbx.errors import AmiConnectionLost
 
 _SEP = b"\r\n\r\n"
-_RESPONSE_WITH_BODY = ("Response: Follows", "Response: Fail")
 _IDS = itertools.count(1)
 
 
@@ -175,15 +174,15 @@ class FastAMIProtocol(AMIProtocol):
                     continue  # nobody uses it and it answers no action of ours
                 headers = split_headers(raw)
                 if responses:
-                    self._answer(raw, headers)
+                    self._answer(headers)
                 if name in wanted:
                     events.append(headers)
             elif raw.strip():
-                self._answer(raw, split_headers(raw.strip("\r\n")))
+                self._answer(split_headers(raw.strip("\r\n")))
         if events and self.sink is not None:
             self.sink(events)
 
-    def _answer(self, raw: str, headers: dict[str, Any]) -> None:
+    def _answer(self, headers: dict[str, Any]) -> None:
         """A message that may answer an action: to its request, or to panoramisk's Login."""
         # AsyncAGIExec spells it "CommandId"; the AGI action's reply carries the ActionID.
         key = headers.get("CommandId") or headers.get("CommandID") or headers.get("ActionID")
@@ -194,10 +193,7 @@ class FastAMIProtocol(AMIProtocol):
             if pending.add(headers):
                 self.forget(pending)
             return
-        content = ""
-        if raw.startswith(_RESPONSE_WITH_BODY):
-            content = Message.from_line(raw.strip()).content if "\r\n" in raw else ""
-        message = Message(headers, content)
+        message = Message(headers)   # sent by panoramisk's Manager (its Login): no body
         try:
             self.handle_message(message)
         except Exception as exc:
