@@ -23,11 +23,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dialer.models import Campaign, Mode
 from dialer.pacing_stats import WINDOW_24H, WINDOW_30D, CampaignStats
 
 __all__ = [
     "WINDOW_24H", "WINDOW_30D", "CampaignStats", "Decision", "PacingInputs", "PacingPolicy",
-    "PowerPolicy", "PreviewPolicy", "ProgressivePolicy", "make_policy", "MODES",
+    "PowerPolicy", "PreviewPolicy", "ProgressivePolicy", "make_policy", "policy_for", "MODES",
 ]
 
 
@@ -142,3 +143,17 @@ def make_policy(mode: str, **params: Any) -> PacingPolicy:
 
         return VicidialAdaptPolicy(**params)
     raise ValueError(f"unknown pacing mode {mode!r} (known: {', '.join(MODES)})")
+
+
+def policy_for(campaign: Campaign, ring_timeout: float) -> PacingPolicy | None:
+    """The policy a campaign's mode and pacing settings ask for (None: agentless, which
+    dials one line per free place in its flow, see dialer.runner)."""
+    mode, params = campaign.mode, dict(campaign.settings.pacing)
+    if mode is Mode.PREDICTIVE:
+        params.setdefault("timeout", ring_timeout)
+        return make_policy("predictive", **params)
+    if mode is Mode.POWER:
+        return make_policy("power", **params)
+    if mode is Mode.AGENTLESS:
+        return None
+    return make_policy(str(mode))

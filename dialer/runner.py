@@ -13,7 +13,6 @@ seen, or recorded as ``unknown`` if it ended unseen — never dialed again.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -27,9 +26,10 @@ from dialer.dialing import Deps, Dialing, Reservation
 from dialer.errors import LeaseLost
 from dialer.hopper import Hopper
 from dialer.lease import Lease
+from dialer.live import LiveView
 from dialer.machine import IN_FLIGHT, LEADING_STATES, NEEDS_AGENT
 from dialer.models import Campaign, CampaignState, Mode
-from dialer.pacing import CampaignStats, Decision, PacingInputs, inputs_summary, make_policy
+from dialer.pacing import CampaignStats, Decision, PacingInputs, inputs_summary, policy_for
 from pbx.queues import DEVICE_UNAVAILABLE
 
 if TYPE_CHECKING:
@@ -38,22 +38,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 _MAX_REFUSALS_PER_LINE = 25
 _SWEEP_S = 15.0
-
-
-def live_key(namespace: str, campaign_id: int) -> str:
-    return f"callcycle:dialer:{namespace}:live:{campaign_id}"
-
-
-def policy_for(campaign: Campaign, ring_timeout: float) -> Any:
-    mode, params = campaign.mode, dict(campaign.settings.pacing)
-    if mode is Mode.PREDICTIVE:
-        params.setdefault("timeout", ring_timeout)
-        return make_policy("predictive", **params)
-    if mode is Mode.POWER:
-        return make_policy("power", **params)
-    if mode is Mode.AGENTLESS:
-        return None
-    return make_policy(str(mode))
 
 
 class CampaignRunner:
@@ -73,6 +57,8 @@ class CampaignRunner:
         self.hopper: Hopper | None = None
         self.dialing: Dialing | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.view = LiveView(redis, deps.namespace, self.campaign_id, deps.board,
+                             max(5.0, deps.settings.tick_s * 10))
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -88,7 +74,8 @@ class CampaignRunner:
             self.hopper = Hopper(self.d.pool, campaign.id, max(self.d.settings.hopper_size, 3 * campaign.settings.max_lines),
                                  self.d.settings.hopper_low, approved_only=campaign.mode is Mode.PREVIEW)
             await self._seed_stats()
-            self._on_board(campaign)
+            self.view.show(campaign, lambda paused: self.service.control(
+                campaign.id, "pause" if paused else "resume", "monitor"))
             await self._sweep()
             await self._loop(campaign)
         except LeaseLost:
@@ -131,7 +118,7 @@ class CampaignRunner:
             if idle and time.monotonic() - finish_checked >= 1.0:   # a query: not every tick
                 finish_checked = time.monotonic()
                 await self._maybe_finish(campaign, ends is not None and now >= ends)
-            await self._publish(campaign, decision)
+            await self._publish(campaign)
             if time.monotonic() - swept > _SWEEP_S:
                 swept = time.monotonic()
                 await self._sweep()
@@ -158,12 +145,7 @@ class CampaignRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.hopper is not None:
             await self.hopper.close()
-        if self.d.board is not None:
-            self.d.board.unregister(str(self.campaign_id))
-        try:
-            await self.redis.delete(live_key(self.d.namespace, self.campaign_id))
-        except (aioredis.RedisError, OSError):
-            pass
+        await self.view.withdraw()
 
     # -- pacing -------------------------------------------------------------------------------
 
@@ -300,17 +282,7 @@ class CampaignRunner:
             return
         await self.service.finish_if_done(self.campaign_id, self.lease.token or -1, ended)
 
-    def _on_board(self, campaign: Campaign) -> None:
-        """Show the campaign on the supervisors' board, with pause/resume as its control."""
-        if self.d.board is None:
-            return
-
-        async def pause(paused: bool) -> None:
-            await self.service.control(campaign.id, "pause" if paused else "resume", "monitor")
-
-        self.d.board.register(str(campaign.id), name=campaign.name, pause=pause, state=str(campaign.state))
-
-    async def _publish(self, campaign: Campaign, decision: Decision | None) -> None:
+    async def _publish(self, campaign: Campaign) -> None:
         traces = [t for t in (self.d.observer.get(a) for a in self.live) if t is not None]
         snapshot = {
             "holder": self.d.holder, "at": time.time(), "state": str(campaign.state),
@@ -321,14 +293,4 @@ class CampaignRunner:
             "pacing": {"inputs": self.last_inputs, **self.last},
             "stats": self.stats.snapshot(time.time()),
         }
-        if self.d.board is not None:
-            st = snapshot["stats"]
-            self.d.board.update(str(campaign.id), state=str(campaign.state), lines=snapshot["lines_in_use"],
-                                dialed=self.lines_started, answered=self.stats.live_answers_total,
-                                abandoned=self.stats.abandoned_total,
-                                abandon_rate=max(st["abandon_rate_24h"], st["abandon_rate_30d"]))
-        try:
-            await self.redis.set(live_key(self.d.namespace, self.campaign_id), json.dumps(snapshot, default=str),
-                                 px=int(max(5.0, self.d.settings.tick_s * 10) * 1000))
-        except (aioredis.RedisError, OSError):
-            pass
+        await self.view.publish(campaign, snapshot, self.lines_started, self.stats)

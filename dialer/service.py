@@ -20,7 +20,7 @@ from dialer.errors import CampaignStateConflict, InvalidCampaign, NoSuchCampaign
 from dialer.machine import campaign_action
 from dialer.models import Campaign, CampaignSettings, CampaignState, Lead, Mode
 from dialer.pacing import make_policy
-from dialer.runner import live_key
+from dialer.live import live_key
 from lifecycle.service import LifecycleService
 
 # Hopper order: a scheduled callback first, then due cadence tasks, then by score.
