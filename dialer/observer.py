@@ -87,6 +87,8 @@ class AttemptObserver:
             self._originate_response(event)
             return
         if call is None:
+            if isinstance(event, ev.AgentCompleteDetached):
+                self._agent_done(event.member_name or event.interface, event.talk_time)
             return
         if isinstance(event, ev.CallFound):   # began before we connected: its VarSet went to nobody
             attempt_id = call.variables.get(ATTEMPT_VARIABLE)
@@ -105,6 +107,13 @@ class AttemptObserver:
         t = self.traces.get(attempt_id)
         if t is not None and not t.ended:
             self._apply(t, call, event)
+
+    def _agent_done(self, agent: str, talk_time: int) -> None:
+        """The agent's call ended without its channels: forget its start, unless the start
+        is of a newer call (begun since, so less than that call's talk time ago)."""
+        started = self.agent_started.get(agent)
+        if started is not None and self._clock() - started >= talk_time - 1:
+            del self.agent_started[agent]
 
     def _link(self, t: CallTrace, linkedid: str) -> None:
         t.linkedid = linkedid

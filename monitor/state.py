@@ -64,6 +64,10 @@ class LiveState:
             self._dirty.setdefault(call.linkedid, at)
             if isinstance(event, _QUEUE_CALL_EVENTS):
                 self._refresh_queue(event.queue, at)
+        elif isinstance(event, ev.AgentCompleteDetached):
+            # the call's channels (and so its Hangup, which freed the agent) came first
+            self._agent(event.interface).completed += 1
+            self._refresh_queue(event.queue, at)
         elif isinstance(event, (ev.QueueMemberStatus, ev.QueueMemberPause)):
             self._refresh_queue(event.queue, at)
 

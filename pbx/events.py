@@ -173,6 +173,19 @@ class AgentComplete(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class AgentCompleteDetached(ServerEvent):
+    """An ``AgentComplete`` that Asterisk sent after both channels of the call were gone:
+    it has no channel headers, so no call to belong to, but the member did finish a call."""
+
+    queue: str
+    interface: str
+    member_name: str
+    hold_time: int
+    talk_time: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentRingNoAnswer(CallEvent):
     queue: str
     interface: str

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from pbx.events import (AgentCalled, AgentComplete, AgentConnect, AgentRingNoAnswer, AsyncAGIEnd, AsyncAGIExec,
-                        AsyncAGIStart, BridgeEnter, BridgeLeave, DialBegin, DialEnd, DTMFBegin, DTMFEnd, Event,
-                        FullyBooted, Hangup, Newchannel, Newstate, OriginateResponse, QueueCallerAbandon,
-                        QueueCallerJoin, QueueCallerLeave, QueueMemberAdded, QueueMemberPause, QueueMemberRemoved,
-                        QueueMemberStatus, Shutdown, VarSet)
+from pbx.events import (AgentCalled, AgentComplete, AgentCompleteDetached, AgentConnect, AgentRingNoAnswer,
+                        AsyncAGIEnd, AsyncAGIExec, AsyncAGIStart, BridgeEnter, BridgeLeave, DialBegin, DialEnd,
+                        DTMFBegin, DTMFEnd, Event, FullyBooted, Hangup, Newchannel, Newstate, OriginateResponse,
+                        QueueCallerAbandon, QueueCallerJoin, QueueCallerLeave, QueueMemberAdded, QueueMemberPause,
+                        QueueMemberRemoved, QueueMemberStatus, Shutdown, VarSet)
 
 OUR_VARIABLE_PREFIX = "CALLCYCLE_"
 
@@ -130,6 +130,11 @@ def parse(headers: dict[str, str]) -> Event | None:
             return None
         linkedid = headers.get("Linkedid") or headers.get("DestLinkedid")
         if not linkedid:
+            if name == "AgentComplete" and "Channel" not in headers and "DestChannel" not in headers:
+                # sent once both channels were gone (app_queue found no snapshot of either)
+                fields: list[Any] = []
+                _fields(name, headers, spec[1], fields)
+                return AgentCompleteDetached(*fields)
             raise MalformedEvent(name, "Linkedid")  # type: ignore[arg-type]
         args: list[Any] = [linkedid, headers.get("Uniqueid") or headers.get("DestUniqueid", ""),
                            headers.get("Channel") or headers.get("DestChannel", "")]

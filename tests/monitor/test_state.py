@@ -103,6 +103,21 @@ def test_queue_waiting_agent_connect_and_occupancy():
     assert agent["occupancy"] == 0.75  # 30 s in a call out of 40 s staffed
 
 
+def test_an_agent_complete_sent_after_the_calls_channels_went_still_counts_the_agents_call():
+    router, live, _, clock = _live()
+    router.process({"Event": "QueueMemberStatus", "Queue": "sales", "Interface": "Local/agent1@sim-agent",
+                    "MemberName": "agent1", "Status": "1", "Paused": "0", "InCall": "0", "CallsTaken": "0"})
+    router.process(_chan("Newchannel", "100.1", ChannelState="6"))
+    router.process(_chan("AgentConnect", "100.1", Queue="sales", Interface="Local/agent1@sim-agent",
+                         MemberName="agent1", DestChannel="Local/agent1@sim-agent-0001;1"))
+    clock.now += 30
+    router.process(_chan("Hangup", "100.1", Cause="16"))
+    router.process({"Event": "AgentComplete", "Queue": "sales", "Interface": "Local/agent1@sim-agent",
+                    "MemberName": "agent1", "HoldTime": "0", "TalkTime": "30", "Reason": "caller"})
+    agent = live.views["agent"]["main:Local/agent1@sim-agent"]
+    assert agent["state"] == "available" and agent["current_call"] is None and agent["calls_handled"] == 1
+
+
 def test_a_paused_agent_shows_the_reason():
     router, live, _, _ = _live()
     router.process({"Event": "QueueMemberPause", "Queue": "sales", "Interface": "Local/agent2@sim-agent",

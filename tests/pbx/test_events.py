@@ -29,6 +29,16 @@ def test_a_missing_required_header_is_named_not_turned_into_an_empty_string():
         parse({"Event": "Hangup", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "Cause": "x"})
 
 
+def test_an_agent_complete_sent_after_its_channels_were_gone_still_names_the_member():
+    # as the sandbox sent it when the caller and the agent hung up at once
+    e = parse({"Event": "AgentComplete", "Privilege": "agent,all", "Queue": "sales",
+               "Interface": "Local/agent1@sim-agent", "MemberName": "agent1", "HoldTime": "0",
+               "TalkTime": "3", "Reason": "caller"})
+    assert e == ev.AgentCompleteDetached("sales", "Local/agent1@sim-agent", "agent1", 0, 3, "caller")
+    with pytest.raises(MalformedEvent, match="Linkedid"):   # a channel without its call is still malformed
+        parse({"Event": "AgentComplete", "Channel": "c", "Queue": "sales", "Interface": "i"})
+
+
 def test_unknown_events_and_other_peoples_variables_are_skipped():
     assert parse({"Event": "RTCPSent", "Channel": "c"}) is None
     base = {"Event": "VarSet", "Channel": "c", "Uniqueid": "u", "Linkedid": "l"}

@@ -139,6 +139,25 @@ def test_a_call_that_began_before_we_connected_is_found_with_its_attempt_and_its
     assert sorted(found) == ["new", "plain", "seen"]
 
 
+def test_an_agent_complete_without_channels_ends_the_agents_call_for_the_dialer_and_is_not_malformed():
+    from dialer.observer import AttemptObserver
+
+    now = [1000.0]
+    router, observer = Router("main"), AttemptObserver(clock=lambda: now[0])
+    router.add_listener(observer)
+    detached = {"Event": "AgentComplete", "Queue": "sales", "Interface": "Local/agent1@sim-agent",
+                "MemberName": "agent1", "HoldTime": "0", "TalkTime": "30", "Reason": "caller"}
+    observer.agent_started["agent1"] = 970.0    # connected 30 s ago: the call that ended
+    router.feed([detached])
+    router.drain()
+    assert "agent1" not in observer.agent_started
+    assert router.stats["malformed"] == 0 and router.stats["typed"] == 1
+    observer.agent_started["agent1"] = 999.0    # already on a newer call: that one is kept
+    router.feed([detached])
+    router.drain()
+    assert observer.agent_started["agent1"] == 999.0
+
+
 def test_backpressure_pauses_reading_above_high_water_and_resumes_below_low_water():
     router = Router("main", high_water=10)
     calls = []
