@@ -1,6 +1,6 @@
 """IVR latency on the sandbox Asterisk: keypress -> tag committed, keypress -> next prompt.
 
-    .venv/bin/python bench/ivr_latency.py [--levels 1,50,200] [--pool 20] [--calls-at-1 10]
+    .venv/bin/python bench/ivr_latency.py [--levels 1,50,200] [--waves 5] [--pool 20] [--calls-at-1 10]
 
 For each level, N simulated callers (``Local/s@sim-customer``) enter flows/screening.yaml
 at once (a copy whose menu waits 12 s, so every caller sits in the menu when the keys come)
@@ -14,8 +14,9 @@ arrival (the time the router stamped on the TCP read that brought it) to:
 The baseline, measured in the same run: the AMI round trip of a bare ``Ping`` (client.send),
 idle and every 50 ms during each level. Target: commit p99 <= 20 ms at 200 callers.
 Uses $DATABASE_URL, else an embedded PostgreSQL in a temporary directory; the AMI settings
-of the sandbox (scripts/asterisk-sandbox env). Level 1 is 10 callers one after another; 10
-warm-up callers run first and are not counted.
+of the sandbox (scripts/asterisk-sandbox env). Level 1 is 10 callers one after another;
+every other level runs ``--waves`` waves of N callers (5), and its p99 is over all of them.
+10 warm-up callers run first and are not counted.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ async def wave(n: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, pool) -> list[
 
 
 async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, pool) -> None:  # noqa: ANN001
-    """``calls`` callers, ``n`` at a time, with Pings every 50 ms meanwhile; prints the figures."""
+    """``calls`` callers, ``n`` at a time (a wave, then 3 s for its channels to go), with Pings
+    every 50 ms meanwhile; prints the figures over all of them, and each wave's p99."""
     rtts: list[float] = []
     lags: list[float] = []
     stop = asyncio.Event()
@@ -154,9 +156,13 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     lagger = asyncio.create_task(loop_lag(stop, lags))
     started = time.perf_counter()
     ours: list[str] = []
+    waves: list[list[str]] = []
     with FullGcPasses() as full_gc:
-        for _ in range(max(1, calls // n)):
-            ours += await wave(n, pbx, ivr, clocks, pool)
+        for i in range(max(1, calls // n)):
+            if i and n > 1:
+                await asyncio.sleep(3)
+            waves.append(await wave(n, pbx, ivr, clocks, pool))
+            ours += waves[-1]
         stop.set()
         await asyncio.gather(pinger, lagger)
     have = [x for x in ours if x in clocks.dtmf]
@@ -169,6 +175,10 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     print(f"\n== {n} concurrent caller(s), {len(ours)} calls: {time.perf_counter() - started:.1f} s, "
           f"outcomes {dict((r[0], r[1]) for r in rows)}")
     print(f"  DTMFEnd -> tag + outbox committed : {fmt(commit)}")
+    if n > 1 and len(waves) > 1:
+        each = [pct([clocks.committed[x] - clocks.dtmf[x] for x in w if x in clocks.dtmf and x in clocks.committed], 99)
+                for w in waves]
+        print(f"    p99 of each wave of {n}          : {', '.join(f'{v * 1000:.1f}' for v in each)} ms")
     print(f"    of which DTMFEnd -> commit begins : {fmt(start)}")
     print(f"    of which the transaction        : {fmt(tx)}")
     print(f"  DTMFEnd -> next prompt sent       : {fmt(prompt)}")
@@ -212,7 +222,7 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(3)
             freeze_startup_heap()   # as the server does once it has started
             for n in args.levels:
-                await level(n, max(n, args.calls_at_1) if n == 1 else n, pbx, ivr, clocks, pool)
+                await level(n, args.calls_at_1 if n == 1 else n * args.waves, pbx, ivr, clocks, pool)
                 await asyncio.sleep(3)   # let the last callers' channels go
             await ivr.stop()
             await pbx.stop()
@@ -226,4 +236,6 @@ if __name__ == "__main__":
     parser.add_argument("--levels", type=lambda v: [int(x) for x in v.split(",")], default=[1, 50, 200])
     parser.add_argument("--pool", type=int, default=20, help="database connections (max)")
     parser.add_argument("--calls-at-1", type=int, default=10, help="callers one after another at level 1")
+    parser.add_argument("--waves", type=int, default=5,
+                        help="waves of callers at each level above 1 (one wave of 200: its p99 is the 3rd worst)")
     asyncio.run(main(parser.parse_args()))
