@@ -155,16 +155,15 @@ async def level(n: int, calls: int, pbx: Pbx, ivr: IvrService, clocks: Clocks, p
     pinger = asyncio.create_task(pings(pbx.default.client, stop, rtts))
     lagger = asyncio.create_task(loop_lag(stop, lags))
     started = time.perf_counter()
-    ours: list[str] = []
     waves: list[list[str]] = []
     with FullGcPasses() as full_gc:
         for i in range(max(1, calls // n)):
             if i and n > 1:
                 await asyncio.sleep(3)
             waves.append(await wave(n, pbx, ivr, clocks, pool))
-            ours += waves[-1]
         stop.set()
         await asyncio.gather(pinger, lagger)
+    ours = [x for w in waves for x in w]
     have = [x for x in ours if x in clocks.dtmf]
     commit = [clocks.committed[x] - clocks.dtmf[x] for x in have if x in clocks.committed]
     start = [clocks.commit_started[x] - clocks.dtmf[x] for x in have if x in clocks.commit_started]
