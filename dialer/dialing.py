@@ -142,7 +142,9 @@ class Dialing:
             contact_dnc=contact["do_not_call"], consent=contact["consent"], attempts=lead["attempts"],
             attempts_on=lead["attempts_day_date"], attempts_today=lead["attempts_day"],
             last_abandoned_at=abandoned_at, machine_at=machine_at,
-            guaranteed_agent=self.campaign.mode is Mode.PREVIEW and lead["approved_by"] is not None)
+            # An approved preview lead does not guarantee an agent: its answered call joins
+            # the shared queue under the 2 s rule like any other, so the rest rules apply.
+            guaranteed_agent=False)
 
     @staticmethod
     async def _in_call(conn: asyncpg.Connection, phone: str) -> bool:

@@ -221,3 +221,26 @@ async def test_an_abandoned_number_rests_72_hours_and_a_machine_the_rest_of_the_
     assert (await dialing.reserve(lead)).rule == "abandon_rest"
     assert (await dialing.reserve(lead2)).rule == "machine_today"
     assert (await lead_row(app, lead))["next_at"] == START + timedelta(hours=72)
+
+
+async def test_an_agent_approving_a_resting_number_in_preview_does_not_lift_the_rest(app):
+    # the answered preview call joins the shared queue under the 2 s rule: no agent is
+    # guaranteed, so the 72 h rest and the machine rule hold for it too
+    cid, (lead, lead2) = await campaign_with(app, ["+14155550134", "+14155550135"], max_attempts=5,
+                                             max_attempts_per_day=5)
+    dialing = await dialing_for(app, cid)
+    r1, r2 = await dialing.reserve(lead), await dialing.reserve(lead2)
+    await end_attempt(app, dialing, r1.attempt_id, Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END)
+    await end_attempt(app, dialing, r2.attempt_id, Signal.ANSWER, Signal.MACHINE, Signal.END)
+    svc = app[keys.DIALER]
+    preview = await svc.create("preview", "preview", {"max_attempts": 5, "max_attempts_per_day": 5})
+    contacts = [(await lead_row(app, x))["contact_id"] for x in (lead, lead2)]
+    await svc.add_leads(preview.id, {"contact_ids": contacts})
+    await svc.control(preview.id, "start", "test")
+    pdialing = await dialing_for(app, preview.id)
+    refused = []
+    for contact_id in contacts:
+        plead = next(x.id for x in await svc.leads(preview.id, None, 10, 0) if x.contact_id == contact_id)
+        await svc.approve(preview.id, plead, "agent-7")
+        refused.append((await pdialing.reserve(plead)).rule)
+    assert refused == ["abandon_rest", "machine_today"]
