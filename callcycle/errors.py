@@ -78,6 +78,14 @@ async def read_json(request: web.Request) -> Any:
         raise BadRequest(f"body is not valid JSON: {exc}", error_id="malformed-json") from exc
 
 
+def decimal_id(raw: str) -> int | None:
+    """A non-negative integer written in ASCII digits that fits PostgreSQL's bigint, else
+    None (``"²".isdigit()`` is true, and an id past bigint fails in the database)."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from callcycle import keys
 from callcycle.auth import principal, requires
-from callcycle.errors import BadRequest, json_response, read_json
+from callcycle.errors import BadRequest, decimal_id, json_response, read_json
 from dialer import dnc
 from dialer.errors import NoSuchCampaign, NoSuchLead
 from dialer.service import DialerService
@@ -24,16 +24,18 @@ def _svc(request: web.Request) -> DialerService:
 
 def _id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit():
+    value = decimal_id(raw)
+    if value is None:
         raise (NoSuchCampaign if name == "id" else NoSuchLead)(raw)
-    return int(raw)
+    return value
 
 
 def _int(request: web.Request, name: str, default: int, cap: int) -> int:
     raw = request.query.get(name, "")
-    if raw and not raw.isdigit():
+    value = decimal_id(raw) if raw else default
+    if value is None:
         raise BadRequest(f"{name} must be a non-negative integer")
-    return min(int(raw) if raw else default, cap)
+    return min(value, cap)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

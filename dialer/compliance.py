@@ -34,7 +34,7 @@ GATE_VERSION = 1
 RULE_VERSIONS = {"number": 1, "destination": 1, "dnc": 1, "window": 1, "caps": 1, "abandon_rest": 1,
                  "machine": 1}
 ABANDON_REST = timedelta(hours=72)
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 _DIAL_CHARS = re.compile(r"[&/,;:@!|'\"\\\s()\[\]{}<>*#A-Za-z]")
 _PREMIUM = {PhoneNumberType.PREMIUM_RATE: "premium_rate", PhoneNumberType.SHARED_COST: "shared_cost"}
 _SEARCH_DAYS = 3

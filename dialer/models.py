@@ -3,6 +3,7 @@ No I/O."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, time
@@ -14,10 +15,11 @@ from dialer.errors import InvalidCampaign
 
 REGULATORY_MIN_RING_S = 15.0   # FCC 47 CFR 64.1200(a)(6): ring at least 15 s / 4 rings
 MAX_ABANDON_TARGET = 0.03      # FCC 30 days, Ofcom 24 h: abandoned <= 3% of live answers
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")            # queue, flow
-_SOUND = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")  # sound file names
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+MAX_RETRY_DELAY_S = 90 * 86400.0
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")            # queue, flow
+_SOUND = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*\Z")  # sound file names
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z")
 
 
 class Mode(StrEnum):
@@ -114,8 +116,9 @@ class CampaignSettings:
 
     def _check(self, server: DialerSettings, mode: Mode) -> None:  # noqa: C901 - one rule per line
         _need(isinstance(self.queue, str) and _NAME.match(self.queue), "queue", "letters, digits, _ or -")
-        _need(mode != Mode.AGENTLESS or (isinstance(self.flow, str) and _NAME.match(self.flow)),
-              "flow", "an agentless campaign names its IVR flow")
+        _need(mode != Mode.AGENTLESS or self.flow is not None, "flow", "an agentless campaign names its IVR flow")
+        _need(self.flow is None or (isinstance(self.flow, str) and _NAME.match(self.flow)), "flow",
+              "letters, digits, _ or -")
         _need(self.caller_id is None or _E164.match(str(self.caller_id)), "caller_id", "an E.164 number")
         _need(isinstance(self.local_presence, dict) and all(
             re.match(r"^\+[0-9]{1,8}$", str(k)) and _E164.match(str(v)) for k, v in self.local_presence.items()),
@@ -124,8 +127,10 @@ class CampaignSettings:
             value = getattr(self, name)
             _need(value is None or (isinstance(value, str) and _HHMM.match(value)), name, "HH:MM")
         start, end = self.window(server)
-        _need(start >= parse_hhmm(server.window_start) and end <= parse_hhmm(server.window_end) and start < end,
-              "window_start", f"inside the server's calling window {server.window_start}-{server.window_end}")
+        inside = f"inside the server's calling window {server.window_start}-{server.window_end}"
+        _need(start >= parse_hhmm(server.window_start), "window_start", inside)
+        _need(end <= parse_hhmm(server.window_end), "window_end", inside)
+        _need(start < end, "window_start", "before window_end")
         for name in ("starts_at", "ends_at"):
             value = getattr(self, name)
             if value is not None:
@@ -134,12 +139,13 @@ class CampaignSettings:
         _need(_int(self.max_attempts_per_day) and 1 <= self.max_attempts_per_day <= self.max_attempts,
               "max_attempts_per_day", "1..max_attempts")
         _need(isinstance(self.retry_delays, dict) and all(
-            k in Disposition.__members__.values() and isinstance(v, (int, float)) and v >= 0
-            for k, v in self.retry_delays.items()), "retry_delays", "{disposition: seconds >= 0}")
+            k in Disposition.__members__.values() and _number(v) and 0 <= v <= MAX_RETRY_DELAY_S
+            for k, v in self.retry_delays.items()), "retry_delays",
+            f"{{disposition: seconds, 0 to {MAX_RETRY_DELAY_S:.0f} ({MAX_RETRY_DELAY_S / 86400:.0f} days)}}")
         _need(isinstance(self.amd, bool), "amd", "true or false")
         _need(self.on_machine in ("hangup", "message"), "on_machine", "hangup or message")
-        _need(self.on_machine != "message" or (self.machine_message and _SOUND.match(self.machine_message)),
-              "machine_message", "a sound name (needed with on_machine=message)")
+        _need(self.on_machine != "message" or self.machine_message, "machine_message",
+              "a sound name (needed with on_machine=message)")
         for name in ("machine_message", "safe_harbour_message"):
             value = getattr(self, name)
             _need(value is None or (isinstance(value, str) and _SOUND.match(value)), name, "a sound name")
@@ -235,6 +241,10 @@ def parse_hhmm(value: str) -> time:
 
 def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _aware(value: str) -> bool:

@@ -23,6 +23,16 @@ from dialer.pacing import make_policy
 from dialer.live import live_key
 from lifecycle.service import LifecycleService
 
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+        raise InvalidCampaign("name", "1-200 characters")
+    return name.strip()
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) < value < 2**31
+
+
 # Hopper order: a scheduled callback first, then due cadence tasks, then by score.
 PRIORITY = {"callback": 2000, "task": 1000}
 _PAGE = 500
@@ -52,11 +62,10 @@ class DialerService:
         return m, s
 
     async def create(self, name: str, mode: str, settings: dict[str, Any]) -> Campaign:
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            raise InvalidCampaign("name", "1-200 characters")
+        name = _name(name)
         m, s = self._parse(mode, settings)
         async with self.pool.acquire() as conn:
-            return await repo.insert_campaign(conn, name.strip(), m, s, self.clock.now())
+            return await repo.insert_campaign(conn, name, m, s, self.clock.now())
 
     async def get(self, campaign_id: int) -> Campaign:
         async with self.pool.acquire() as conn:
@@ -77,9 +86,7 @@ class DialerService:
                 raise CampaignStateConflict({"state": str(campaign.state), "allowed": ["draft", "paused"]})
             fields: dict[str, Any] = {}
             if name is not None:
-                if not isinstance(name, str) or not name.strip():
-                    raise InvalidCampaign("name", "1-200 characters")
-                fields["name"] = name.strip()
+                fields["name"] = _name(name)
             if settings is not None:
                 merged = {**campaign.settings.to_json(), **settings} if isinstance(settings, dict) else settings
                 fields["settings"] = self._parse(str(campaign.mode), merged)[1]
@@ -119,7 +126,7 @@ class DialerService:
 
     # -- leads ----------------------------------------------------------------------------------
 
-    async def add_leads(self, campaign_id: int, body: dict[str, Any]) -> dict[str, int]:
+    async def add_leads(self, campaign_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """Leads from a lifecycle segment (stage, tag, score range), due cadence tasks (of a
         kind), named contacts, or scheduled callbacks ({contact_id, at})."""
         campaign = await self.get(campaign_id)
@@ -138,6 +145,8 @@ class DialerService:
                 try:
                     at = datetime.fromisoformat(cb["at"])
                     contact_id = int(cb["contact_id"])
+                    if at.tzinfo is None:
+                        raise ValueError("no UTC offset")
                 except (TypeError, KeyError, ValueError):
                     raise InvalidCampaign(f"callbacks[{i}]", "{contact_id, at (ISO 8601 with offset)}") from None
                 rows += await self._contacts([contact_id], "callback", PRIORITY["callback"])
@@ -145,17 +154,34 @@ class DialerService:
         if not any(k in body for k in ("segment", "tasks", "contact_ids", "callbacks")):
             raise InvalidCampaign("body", "one of segment, tasks, contact_ids, callbacks")
         now = self.clock.now()
+        missed: list[int] = []
         async with self.pool.acquire() as conn, conn.transaction():
             added = await repo.insert_leads(conn, campaign_id, rows, now, now)
-            for contact_id, at in callbacks:   # a callback is due at its time, whatever it was
-                await conn.execute("""UPDATE dialer_leads SET next_at = $3, priority = $4, source = 'callback'
-                                      WHERE campaign_id = $1 AND contact_id = $2 AND state = 'ready'""",
-                                   campaign_id, contact_id, at, PRIORITY["callback"])
-        return {"added": added, "offered": len(rows)}
+            for contact_id, at in callbacks:
+                # due at its time, whatever it was; a finished lead opens again (the gate still
+                # applies its caps and rules when it is dialed); one being dialed now is not moved
+                status = await conn.execute(
+                    """UPDATE dialer_leads SET next_at = $3, priority = $4, source = 'callback', state = 'ready',
+                              final_disposition = NULL, final_reason = NULL, updated_at = $5
+                       WHERE campaign_id = $1 AND contact_id = $2 AND state IN ('ready', 'done')""",
+                    campaign_id, contact_id, at, PRIORITY["callback"], now)
+                if status == "UPDATE 0":
+                    missed.append(contact_id)
+        out: dict[str, Any] = {"added": added, "offered": len(rows)}
+        if callbacks:
+            out["callbacks_scheduled"] = len(callbacks) - len(missed)
+            out["callbacks_not_scheduled"] = missed   # their lead is being dialed: ask again after
+        return out
 
     async def _segment(self, seg: Any) -> list[tuple[int, str, str, int | None, int]]:
         if not isinstance(seg, dict) or set(seg) - {"stage", "tag", "min_score", "max_score"}:
             raise InvalidCampaign("segment", "{stage, tag, min_score, max_score}")
+        for key in ("stage", "tag"):
+            if seg.get(key) is not None and not isinstance(seg[key], str):
+                raise InvalidCampaign(f"segment.{key}", "a string")
+        for key in ("min_score", "max_score"):
+            if seg.get(key) is not None and not _small_int(seg[key]):
+                raise InvalidCampaign(f"segment.{key}", "an integer")
         rows, offset = [], 0
         while True:
             page = await self.lifecycle.search(stage=seg.get("stage"), tag=seg.get("tag"),
@@ -169,7 +195,12 @@ class DialerService:
     async def _tasks(self, spec: Any) -> list[tuple[int, str, str, int | None, int]]:
         if not isinstance(spec, dict) or set(spec) - {"kind", "limit"}:
             raise InvalidCampaign("tasks", "{kind, limit}")
-        tasks = await self.lifecycle.due_tasks(kind=spec.get("kind"), limit=min(int(spec.get("limit", 1000)), 10000))
+        limit = spec.get("limit", 1000)
+        if not _small_int(limit) or limit < 1:
+            raise InvalidCampaign("tasks.limit", "an integer from 1 (at most 10000 are taken)")
+        if spec.get("kind") is not None and not isinstance(spec["kind"], str):
+            raise InvalidCampaign("tasks.kind", "a string")
+        tasks = await self.lifecycle.due_tasks(kind=spec.get("kind"), limit=min(limit, 10000))
         rows = []
         for task in tasks:
             contact = await self.lifecycle.get(task.contact_id)

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from callcycle import keys
 from callcycle.auth import principal, public, requires
-from callcycle.errors import json_response, read_json
+from callcycle.errors import NotFound, decimal_id, json_response, read_json
 from lifecycle import importer, phones
-from lifecycle.errors import NoSuchContact, ValidationFailed
+from lifecycle.errors import NoSuchContact, NoSuchTask, ValidationFailed
 from lifecycle.models import Contact, NewContact, Task
 from lifecycle.openapi import document, validate
 from lifecycle.service import LifecycleService
@@ -36,21 +36,28 @@ def task_json(t: Task) -> dict[str, Any]:
             "created_at": t.created_at, "closed_at": t.closed_at}
 
 
-def _id(request: web.Request) -> int:
+def _id(request: web.Request, missing: type[NotFound] = NoSuchContact) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise NoSuchContact(raw)
-    return int(raw)
+    value = decimal_id(raw)
+    if value is None:
+        raise missing(raw)
+    return value
 
 
-def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+_INT32 = 2**31 - 1
+
+
+def _int(request: web.Request, name: str, default: int | None = None, minimum: int = -_INT32) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw) if raw.isascii() else None
     except ValueError:
-        raise ValidationFailed(name, "must be an integer") from None
+        value = None
+    if value is None or not minimum <= value <= _INT32:
+        raise ValidationFailed(name, f"must be an integer from {minimum} to {_INT32}")
+    return value
 
 
 def _time(request: web.Request, name: str) -> datetime:
@@ -75,11 +82,11 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 @requires("supervisor", "agent")
 async def search_contacts(request: web.Request) -> web.Response:
-    limit = min(_int(request, "limit", 50) or 50, 500)
+    limit = min(_int(request, "limit", 50, minimum=1) or 50, 500)
     found = await _svc(request).search(
         phone=request.query.get("phone"), stage=request.query.get("stage"), tag=request.query.get("tag"),
         min_score=_int(request, "min_score"), max_score=_int(request, "max_score"),
-        limit=limit, offset=_int(request, "offset", 0) or 0)
+        limit=limit, offset=_int(request, "offset", 0, minimum=0) or 0)
     return json_response({"contacts": [contact_json(c) for c in found]})
 
 
@@ -156,18 +163,18 @@ async def add_dnc(request: web.Request) -> web.Response:
 @requires("supervisor", "agent")
 async def list_tasks(request: web.Request) -> web.Response:
     svc, q = _svc(request), request.query
-    limit = min(_int(request, "limit", 100) or 100, 1000)
+    limit = min(_int(request, "limit", 100, minimum=1) or 100, 1000)
     if q.get("due") in ("1", "true"):
         tasks = await svc.due_tasks(kind=q.get("kind"), limit=limit)
     else:
         tasks = await svc.list_tasks(kind=q.get("kind"), state=q.get("state"),
-                                     contact_id=_int(request, "contact_id"), limit=limit)
+                                     contact_id=_int(request, "contact_id", minimum=0), limit=limit)
     return json_response({"tasks": [task_json(t) for t in tasks]})
 
 
 @requires("supervisor", "agent")
 async def complete_task(request: web.Request) -> web.Response:
-    return json_response(task_json(await _svc(request).complete_task(_id(request))))
+    return json_response(task_json(await _svc(request).complete_task(_id(request, NoSuchTask))))
 
 
 @requires("supervisor", "agent")

@@ -22,9 +22,9 @@ from pbx.errors import AmiConnectionLost, DuplicateOriginate, OriginateOutcomeUn
 
 # Technology/resource with no dial-string separators: '&' (several destinations), ','
 # (options), '/' beyond the first, spaces, quotes. Local channels may carry '@' and ';'.
-_DIAL_STRING = re.compile(r"^(Local|PJSIP|SIP|IAX2|DAHDI)/[A-Za-z0-9+*#._@;-]{1,80}$")
-_SAFE_VALUE = re.compile(r"^[^\r\n]*$")
-_ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_DIAL_STRING = re.compile(r"^(Local|PJSIP|SIP|IAX2|DAHDI)/[A-Za-z0-9+*#._@;-]{1,80}\Z")
+_SAFE_VALUE = re.compile(r"^[^\r\n]*\Z")
+_ATTEMPT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 # OriginateResponse Reason codes (AST_CONTROL_*)
 ORIGINATE_REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
 SPY_OPTIONS = {"listen": "qE", "whisper": "qEw", "barge": "qEB"}
@@ -117,7 +117,7 @@ class Actions:
     def _originate_action(self, req: OriginateRequest) -> dict[str, Any]:
         variables = {ATTEMPT_VARIABLE: req.attempt_id, **req.variables}
         for name, value in variables.items():
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or not _SAFE_VALUE.match(str(value)):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", name) or not _SAFE_VALUE.match(str(value)):
                 raise UnsafeDialString(f"refusing channel variable {name!r}")
         action: dict[str, Any] = {
             "Action": "Originate", "ActionID": f"originate-{req.attempt_id}", "Channel": req.channel,
@@ -175,7 +175,7 @@ class Actions:
         ``d`` lets the supervisor switch mode with DTMF during the call (4 listen, 5 whisper, 6 barge)."""
         if mode not in SPY_OPTIONS:
             raise ValueError(f"spy mode must be one of {sorted(SPY_OPTIONS)}")
-        if not re.match(r"^[A-Za-z0-9/@;._+-]{1,120}$", target_channel):
+        if not re.match(r"^[A-Za-z0-9/@;._+-]{1,120}\Z", target_channel):
             raise UnsafeDialString(f"refusing spy target {target_channel!r}")
         return await self.originate(OriginateRequest(
             attempt_id=attempt_id, channel=check_dial_string(supervisor_endpoint), application="ChanSpy",

@@ -153,3 +153,35 @@ async def test_an_imported_do_not_call_list_flags_contacts_and_counts_bad_lines(
 
 async def test_agents_cannot_run_campaigns(client):
     assert (await call(client, "POST", "/dialer/campaigns", {"name": "x", "mode": "progressive"}, role="agent"))[0] == 403
+
+
+async def test_bad_ids_and_lead_sources_are_4xx_naming_the_field(client):
+    _, c = await call(client, "POST", "/dialer/campaigns", {"name": "c", "mode": "progressive"})
+    path = f"/dialer/campaigns/{c['id']}"
+    for bad in ("%C2%B2", "99999999999999999999"):          # "²".isdigit() is true; past bigint
+        assert (await call(client, "GET", f"/dialer/campaigns/{bad}"))[0] == 404
+    assert (await call(client, "GET", f"{path}/leads?limit=%C2%B2"))[0] == 400
+    for body, field in (({"tasks": {"limit": "abc"}}, "tasks.limit"), ({"tasks": {"limit": -5}}, "tasks.limit"),
+                        ({"segment": {"min_score": "50"}}, "segment.min_score"),
+                        ({"callbacks": [{"contact_id": 1, "at": "2026-01-05T20:00"}]}, "callbacks[0]")):
+        status, got = await call(client, "POST", f"{path}/leads", body)
+        assert (status, got["detail"]["field"]) == (422, field), body
+    status, got = await call(client, "PATCH", path, {"name": "x" * 201})
+    assert (status, got["detail"]["field"]) == (422, "name")
+
+
+async def test_a_callback_reopens_a_finished_lead_and_says_which_it_could_not_schedule(client):
+    ids = await contacts(client, 2)
+    _, c = await call(client, "POST", "/dialer/campaigns", {"name": "c", "mode": "progressive"})
+    path = f"/dialer/campaigns/{c['id']}/leads"
+    await call(client, "POST", path, {"contact_ids": ids})
+    async with client.server.app[keys.DB].acquire() as conn:
+        await conn.execute("UPDATE dialer_leads SET state = 'done', final_disposition = 'answered' "
+                           "WHERE contact_id = $1", ids[0])
+        await conn.execute("UPDATE dialer_leads SET state = 'dialing' WHERE contact_id = $1", ids[1])
+    later = (START + timedelta(hours=2)).isoformat()
+    status, body = await call(client, "POST", path, {"callbacks": [{"contact_id": i, "at": later} for i in ids]})
+    assert status == 201 and body["callbacks_scheduled"] == 1 and body["callbacks_not_scheduled"] == [ids[1]]
+    _, listed = await call(client, "GET", path)
+    reopened = next(lead for lead in listed["leads"] if lead["contact_id"] == ids[0])
+    assert (reopened["state"], reopened["source"], reopened["final_disposition"]) == ("ready", "callback", None)

@@ -19,7 +19,8 @@ SERVER = DialerSettings()
     (Mode.PREDICTIVE, {"ring_timeout_override_s": 1}, "ring_timeout_override_s"),   # a server-only setting
     (Mode.PREDICTIVE, {"abandon_target": 0.05}, "abandon_target"),
     (Mode.PREDICTIVE, {"window_start": "07:00"}, "window_start"),                   # wider than the law
-    (Mode.PREDICTIVE, {"window_end": "22:00"}, "window_start"),
+    (Mode.PREDICTIVE, {"window_end": "22:00"}, "window_end"),
+    (Mode.PREDICTIVE, {"window_start": "12:00", "window_end": "11:00"}, "window_start"),
     (Mode.PREDICTIVE, {"window_start": "8:00"}, "window_start"),
     (Mode.PREDICTIVE, {"max_lines": 5000}, "max_lines"),
     (Mode.PREDICTIVE, {"queue": "sales,evil"}, "queue"),
@@ -28,6 +29,15 @@ SERVER = DialerSettings()
     (Mode.PREDICTIVE, {"local_presence": {"+1212": "Local/x"}}, "local_presence"),
     (Mode.PREDICTIVE, {"max_attempts_per_day": 9, "max_attempts": 3}, "max_attempts_per_day"),
     (Mode.PREDICTIVE, {"retry_delays": {"busy": -1}}, "retry_delays"),
+    (Mode.PREDICTIVE, {"retry_delays": {"no_answer": 1e12}}, "retry_delays"),     # past year 9999
+    (Mode.PREDICTIVE, {"retry_delays": {"busy": float("inf")}}, "retry_delays"),
+    (Mode.PREDICTIVE, {"retry_delays": {"busy": True}}, "retry_delays"),
+    # "$" would let a trailing newline through, and Asterisk ends a header line at a bare LF
+    (Mode.PREDICTIVE, {"caller_id": "+14155550123\n"}, "caller_id"),
+    (Mode.PREDICTIVE, {"queue": "sales\n"}, "queue"),
+    (Mode.PREDICTIVE, {"local_presence": {"+1212": "+12125550100\n"}}, "local_presence"),
+    (Mode.PROGRESSIVE, {"flow": "x\ny"}, "flow"),                                  # not only agentless
+    (Mode.PROGRESSIVE, {"on_machine": "message", "machine_message": 5}, "machine_message"),
     (Mode.PREDICTIVE, {"ends_at": "2026-01-05T10:00"}, "ends_at"),                  # no offset
     (Mode.PREDICTIVE, {"expected_answer_rate": 0}, "expected_answer_rate"),
     (Mode.AGENTLESS, {}, "flow"),

@@ -125,3 +125,14 @@ async def test_a_patch_replaces_the_phone_list_and_the_crm_hears_it(client, db_p
     assert got["phones"] == ["+14155550199", "+14155550123"]
     [payload] = await db_pool.fetch("SELECT payload FROM outbox_events WHERE event_type = 'contact.updated'")
     assert payload["payload"]["changed"] == ["phones"] and payload["payload"]["contact"]["phone"] == "+14155550199"
+
+
+async def test_query_numbers_and_ids_out_of_range_are_4xx_not_a_database_error(client):
+    for params, field in (({"limit": "-1"}, "limit"), ({"offset": "-3"}, "offset"),
+                          ({"min_score": "99999999999"}, "min_score"), ({"limit": "²"}, "limit")):
+        resp = await client.get("/contacts", params=params, headers=auth("agent"))
+        assert resp.status == 422 and (await resp.json())["detail"]["field"] == field, params
+    assert (await client.get("/contacts/%C2%B2", headers=auth("agent"))).status == 404
+    assert (await client.get("/contacts/99999999999999999999", headers=auth("agent"))).status == 404
+    resp = await client.post("/tasks/abc/complete", headers=auth("agent"))
+    assert resp.status == 404 and (await resp.json())["error"] == "no-such-task"
