@@ -126,15 +126,16 @@ class Worker:
             # Real time, not self.clock: receivers check the timestamp against their clock.
             headers = signing.headers(d.secrets, d.msg_id, body, int(time.time()))
             headers["content-type"] = "application/json"
+            headers["accept-encoding"] = "identity"   # the log keeps the body as sent, not compressed
             async with session.post(d.url, data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
                 retry_after = machine.parse_retry_after(resp.headers.get("Retry-After"))
                 raw = await resp.content.read(self.settings.response_body_limit)
-                text = raw.decode("utf-8", "replace")
+                text = _loggable(raw.decode("utf-8", "replace"))
         except TimeoutError:
             error = "timeout"
         except Exception as exc:  # any failure of one POST is an attempt to record, not a crash
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            error = _loggable(f"{type(exc).__name__}: {exc}"[:500])
         latency = int((time.perf_counter() - t0) * 1000)
         self._results.append(AttemptResult(d, started, latency, status, error, text, retry_after))
         self._results_ready.set()
@@ -248,3 +249,9 @@ class WorkerPool:
         for task in late:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _loggable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: one binary answer would fail the whole batch's
+    write, again and again, and stall the worker."""
+    return text.replace("\x00", "\ufffd")

@@ -232,3 +232,23 @@ async def test_without_listen_polling_alone_delivers_and_with_listen_a_notify_wa
         await emit(db_pool, [("contact.created", {"contact": contact(2), "source": "x"}, None)])
         await wait_for(lambda: len(receiver.requests) == 2, what="found by polling, with no LISTEN")
     assert uuid.UUID(receiver.requests[1].json["id"])
+
+
+async def test_a_binary_answer_is_logged_and_does_not_stall_the_worker(db_pool, receiver, clock):
+    # PostgreSQL text cannot hold NUL; a receiver answering in binary once failed every write
+    async def binary(_r: Received, _n: int) -> web.StreamResponse:
+        return web.Response(body=b"\x1f\x8b\x08\x00ok\x00\xff", content_type="application/octet-stream")
+
+    receiver.behaviour["/hook"] = binary
+    await add_endpoint(db_pool, receiver.url())
+    await emit(db_pool, [("contact.created", {"contact": contact(i), "source": "x"}, f"contact:{i}")
+                         for i in range(3)])
+    async with running_workers(db_pool, crm_settings(), clock):
+        await wait_for(lambda: _delivered(db_pool, 3), what="all three delivered")
+    assert len(receiver.requests) == 3 and receiver.requests[0].headers["accept-encoding"] == "identity"
+    body = await db_pool.fetchval("SELECT response_body FROM webhook_attempts LIMIT 1")
+    assert "\x00" not in body and "ok" in body
+
+
+async def _delivered(pool, n: int) -> bool:
+    return await count(pool, "state = 'delivered'") == n
