@@ -172,10 +172,14 @@ def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
 
 
 def _parse_webhook_secrets(raw: str) -> tuple[str, ...]:
+    from crm_sync.signing import decode_secret   # imports nothing of ours
+
     secrets_ = tuple(s for s in raw.replace(",", " ").split() if s)
     for i, secret in enumerate(secrets_):
-        if not secret.startswith("whsec_"):
-            raise SettingsError(f"CALLCYCLE_CRM_INBOUND_SECRETS: secret {i + 1} does not start with 'whsec_'")
+        try:
+            decode_secret(secret)
+        except ValueError as exc:   # found now, not as a 500 on every inbound request
+            raise SettingsError(f"CALLCYCLE_CRM_INBOUND_SECRETS: secret {i + 1}: {exc}") from None
     return secrets_
 
 

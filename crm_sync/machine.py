@@ -115,6 +115,9 @@ def decide(outcome: Outcome, attempt: int, schedule: tuple[float, ...], *, jitte
         return next_delivery_state(DeliveryState.IN_FLIGHT, "succeeded"), 0.0
     delay = retry_delay(attempt, schedule, jitter=jitter, max_retry_after=max_retry_after, rand=rand,
                         retry_after=retry_after if outcome is Outcome.THROTTLED else None)
+    if delay is None and outcome is Outcome.GONE:
+        # the endpoint is disabled, not failing: the delivery waits for it to be enabled
+        delay = schedule[-1] if schedule else 0.0
     if delay is None:
         return next_delivery_state(DeliveryState.IN_FLIGHT, "exhausted"), 0.0
     return next_delivery_state(DeliveryState.IN_FLIGHT, "failed"), delay

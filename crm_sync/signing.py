@@ -81,9 +81,10 @@ def verify(secrets_: Iterable[str], headers_: Mapping[str, str], body: bytes, no
     if abs(current - ts) > tolerance:
         raise SignatureError("webhook-timestamp-out-of-tolerance",
                              f"webhook-timestamp is more than {tolerance} s from now")
-    offered = [part.split(",", 1)[1] for part in sig_header.split() if part.startswith("v1,")]
+    # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a 401)
+    offered = [part.split(",", 1)[1].encode() for part in sig_header.split() if part.startswith("v1,")]
     for secret in secrets_:
-        expected = _sign_one(decode_secret(secret), msg_id, ts, body).split(",", 1)[1]
+        expected = _sign_one(decode_secret(secret), msg_id, ts, body).split(",", 1)[1].encode()
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return Verified(msg_id, ts)
     raise SignatureError("bad-signature", "no signature matches a configured secret")

@@ -40,3 +40,20 @@ def test_old_or_future_timestamps_and_missing_headers_are_refused():
     assert err.value.error_id == "signature-headers-missing"
     with pytest.raises(ValueError, match="whsec_"):
         signing.decode_secret("nope")
+
+
+def test_a_signature_with_non_ascii_characters_is_a_bad_signature_not_a_crash():
+    secret = signing.new_secret()
+    h = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,é"}
+    with pytest.raises(signing.SignatureError) as err:
+        signing.verify([secret], h, b"{}")
+    assert err.value.error_id == "bad-signature"
+
+
+def test_an_inbound_secret_that_is_not_a_key_stops_start_up():
+    from callcycle.config_sources import SettingsError
+    from callcycle.settings import load
+
+    for bad in ("whsec_not*base64", "whsec_c2hvcnQ="):     # not base64; a 5-byte key
+        with pytest.raises(SettingsError, match="CALLCYCLE_CRM_INBOUND_SECRETS: secret 1"):
+            load(environ={"CALLCYCLE_CRM_INBOUND_SECRETS": f"{bad} {signing.new_secret()}"})

@@ -63,3 +63,9 @@ def test_retry_after_is_honoured_on_throttling_only_and_capped():
     assert decide(Outcome.SUCCEEDED, 10, DEFAULT_RETRY_SCHEDULE, retry_after=None, **kw) == (S.DELIVERED, 0)
     assert decide(Outcome.FAILED, 10, DEFAULT_RETRY_SCHEDULE, retry_after=None, **kw) == (S.DEAD, 0)
     assert machine.parse_retry_after(" 30 ") == 30 and machine.parse_retry_after("Wed, 21 Oct 2015") is None
+
+
+def test_a_410_on_the_last_attempt_keeps_the_delivery_for_when_the_endpoint_is_enabled():
+    kw = dict(jitter=0.0, max_retry_after=3600.0, retry_after=None)
+    assert machine.decide(Outcome.GONE, 10, DEFAULT_RETRY_SCHEDULE, **kw) == (S.RETRY_WAIT, 86400)
+    assert machine.decide(Outcome.GONE, 1, DEFAULT_RETRY_SCHEDULE, **kw) == (S.RETRY_WAIT, 5)
