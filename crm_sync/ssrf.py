@@ -21,11 +21,29 @@ from crm_sync.errors import DestinationRefused
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (well-known and
+# local-use), IPv4-translated, and the deprecated IPv4-compatible form.
+_EMBEDS_V4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96"))
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address leads to (a NAT64 gateway, a 6to4 or Teredo relay)."""
+    found = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo is not None:
+        found.extend(ip.teredo)
+    if any(ip in net for net in _EMBEDS_V4) and ip not in (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1")):
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
 def refused_reason(address: str) -> str | None:
     """Why ``address`` may not be a webhook destination, or None when it is public."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        for v4 in _embedded_v4(ip):
+            reason = refused_reason(str(v4))
+            if reason is not None:
+                return f"{reason} (inside {ip})"
     if ip in _METADATA:
         return "cloud metadata address"
     if ip.is_loopback:

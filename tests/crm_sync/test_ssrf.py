@@ -34,3 +34,14 @@ async def test_127_0_0_1_and_localhost_are_refused_by_default_and_allowed_by_con
 async def test_the_connection_time_resolver_drops_refused_addresses():
     with pytest.raises(OSError, match="non-public"):
         await ssrf.GuardedResolver().resolve("localhost", 80)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::a00:1", "64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe", "2002:a00:1::",
+                                     "::127.0.0.1", "::ffff:0:7f00:1"])
+def test_ipv6_forms_that_lead_to_an_internal_ipv4_address_are_refused(address):
+    # NAT64, 6to4, IPv4-translated and IPv4-compatible addresses reach the IPv4 inside them
+    assert ssrf.refused_reason(address) is not None
+
+
+def test_ipv6_forms_of_public_ipv4_addresses_stay_allowed():
+    assert ssrf.refused_reason("64:ff9b::808:808") is None and ssrf.refused_reason("2002:808:808::1") is None
