@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from lifecycle import phones, repository as repo
-from lifecycle.errors import NoSuchContact
+from lifecycle.errors import NoSuchContact, ValidationFailed
 from lifecycle.models import NewContact, TaskState
 from lifecycle.steps import add_dnc, create_contact, update_contact
 from lifecycle.unit import ContactUnit, Context
@@ -30,7 +30,7 @@ async def _find(conn: asyncpg.Connection, ctx: Context, data: dict[str, Any]) ->
         if found is not None:
             return found
     if data.get("phone"):
-        return await repo.id_by_phone(conn, phones.normalise(data["phone"], ctx.settings.default_region))
+        return await repo.id_by_phone(conn, phones.normalise(data["phone"], ctx.settings.default_region, "data.phone"))
     return None
 
 
@@ -69,8 +69,8 @@ async def stage_changed(conn: asyncpg.Connection, ctx: Context, data: dict[str, 
 
 async def purchase_recorded(conn: asyncpg.Connection, ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     unit = await _unit(conn, ctx, data)
-    at = datetime.fromisoformat(data["purchased_at"]) if data.get("purchased_at") else ctx.now
-    renewal = date.fromisoformat(data["renewal_date"]) if data.get("renewal_date") else None
+    at = _aware(data["purchased_at"], "data.purchased_at") if data.get("purchased_at") else ctx.now
+    renewal = _date(data["renewal_date"], "data.renewal_date") if data.get("renewal_date") else None
     await repo.insert_purchase(conn, unit.contact.id, data.get("ref"), data.get("amount"), at, renewal)
     if renewal is not None:
         await unit.update(renewal_date=renewal)
@@ -107,6 +107,24 @@ async def dnc_added(conn: asyncpg.Connection, ctx: Context, data: dict[str, Any]
     e164 = phones.normalise(data["phone"], ctx.settings.default_region, "data.phone")
     contact = await add_dnc(conn, ctx, e164, CAUSE)
     return {"contact_id": contact.id if contact else None}
+
+
+def _aware(value: str, field: str) -> datetime:
+    # jsonschema's "date-time" format is not checked without rfc3339-validator: parse here
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(field, "an ISO 8601 date-time with offset") from None
+    if at.tzinfo is None:
+        raise ValidationFailed(field, "needs a UTC offset")
+    return at
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(field, "an ISO 8601 date") from None
 
 
 HANDLERS: dict[str, Handler] = {

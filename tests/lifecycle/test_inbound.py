@@ -77,3 +77,12 @@ async def test_stage_purchase_complaint_and_risk_events_drive_the_lifecycle(crm,
 async def test_an_invalid_event_body_is_422_naming_the_field(crm):
     status, body = await crm("purchase.recorded", {"external_id": "x", "amount": "lots"})
     assert status == 422 and body["detail"]["field"] == "data.amount"
+
+
+@pytest.mark.parametrize("bad", [{"purchased_at": "garbage"}, {"purchased_at": "2026-01-05T10:00"},
+                                 {"renewal_date": "next spring"}])
+async def test_a_purchase_with_a_bad_time_is_422_naming_the_field_and_stores_nothing(crm, db_pool, bad):
+    await crm("lead.upserted", {"external_id": "crm-2", "phones": ["+14155550124"]})
+    status, body = await crm("purchase.recorded", {"external_id": "crm-2", **bad})
+    assert status == 422 and body["detail"]["field"] == f"data.{next(iter(bad))}"
+    assert await db_pool.fetchval("SELECT count(*) FROM purchases") == 0
