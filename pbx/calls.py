@@ -112,6 +112,12 @@ class CallTable:
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._ended_max = recently_ended
         self.generation = 0
+        # between mark() and resync(): what happened that a snapshot taken meanwhile may not know
+        self._marked = False
+        self._hung: set[str] = set()        # uniqueids hung up
+        self._born: set[str] = set()        # uniqueids first seen
+        self._gone: set[str] = set()        # linkedids ended
+        self.merged: list[Call] = []        # ended because their channels moved to another call
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -140,7 +146,22 @@ class CallTable:
     def _channel(self, call: Call, event: ev.CallEvent) -> Channel:
         chan = call.channels.get(event.uniqueid)
         if chan is None:
-            chan = call.channels[event.uniqueid] = Channel(event.channel, event.uniqueid)
+            before = self.calls.get(self._by_uniqueid.get(event.uniqueid, call.linkedid))
+            if before is not None and before is not call:
+                # Asterisk gave the channel another Linkedid (bridged with an older call, as on
+                # an attended transfer): it leaves its first call, which ends with its last channel
+                moved = before.channels.pop(event.uniqueid, None)
+                if moved is not None:
+                    moved.name = event.channel or moved.name
+                    call.channels[event.uniqueid] = moved
+                if not before.channels:
+                    self.end(before, "linkedid_changed")
+                    self.merged.append(before)
+            chan = call.channels.get(event.uniqueid)
+            if chan is None:
+                chan = call.channels[event.uniqueid] = Channel(event.channel, event.uniqueid)
+                if self._marked:
+                    self._born.add(event.uniqueid)
             self._by_uniqueid[event.uniqueid] = call.linkedid
         return chan
 
@@ -155,6 +176,8 @@ class CallTable:
         self._ended[call.linkedid] = None
         if len(self._ended) > self._ended_max:
             self._ended.popitem(last=False)
+        if self._marked:
+            self._gone.add(call.linkedid)
 
     # -- resync after a reconnect ----------------------------------------------------------
 
@@ -163,15 +186,25 @@ class CallTable:
         missing from it ended while we were not listening."""
         self.generation += 1
 
+    def mark(self) -> None:
+        """The snapshot is being taken: from now on remember hang-ups, new channels and ended
+        calls, which are newer than anything the snapshot says about them."""
+        self._marked = True
+        self._hung.clear()
+        self._born.clear()
+        self._gone.clear()
+
     def resync(self, snapshot: list[dict[str, str]], variables: dict[str, dict[str, str]] | None = None
                ) -> tuple[list[Call], list[Call]]:
         """Reconcile with ``CoreShowChannel`` rows and the channel variables a ``Status``
         gave (uniqueid -> name -> value). Return (vanished calls, calls new to us: not seen
-        before, or seen without a variable the snapshot brings — they began before we connected)."""
+        before, or seen without a variable the snapshot brings — they began before we connected).
+        What was processed since :meth:`mark` wins over the snapshot: a channel that hung up
+        meanwhile is not brought back, one that appeared meanwhile is kept."""
         live: dict[str, list[dict[str, str]]] = {}
         for row in snapshot:
             linkedid = row.get("Linkedid") or row.get("Uniqueid")
-            if linkedid:
+            if linkedid and row.get("Uniqueid", "") not in self._hung and linkedid not in self._gone:
                 live.setdefault(linkedid, []).append(row)
         vanished = [c for c in self.calls.values() if c.generation < self.generation and c.linkedid not in live]
         for call in vanished:
@@ -190,6 +223,10 @@ class CallTable:
                 call.variables.update(learned)
                 if call not in created:
                     created.append(call)
+        self._marked = False
+        self._hung.clear()
+        self._born.clear()
+        self._gone.clear()
         return vanished, created
 
     def _resync_channels(self, call: Call, rows: list[dict[str, str]]) -> None:
@@ -208,7 +245,7 @@ class CallTable:
                 call.signal("up")
             if chan.bridge_id:
                 call.signal("bridge")
-        for uid in [u for u in call.channels if u not in seen]:
+        for uid in [u for u in call.channels if u not in seen and u not in self._born]:
             del call.channels[uid]
             self._by_uniqueid.pop(uid, None)
 
@@ -232,6 +269,8 @@ def _on_newstate(table: CallTable, call: Call, e: ev.Newstate) -> None:
 def _on_hangup(table: CallTable, call: Call, e: ev.Hangup) -> None:
     call.channels.pop(e.uniqueid, None)
     table._by_uniqueid.pop(e.uniqueid, None)
+    if table._marked:
+        table._hung.add(e.uniqueid)
     if call.hangup_cause is None or e.uniqueid == call.linkedid:
         call.hangup_cause = e.cause
     if not call.channels:
@@ -262,6 +301,8 @@ def _on_dial_begin(table: CallTable, call: Call, e: ev.DialBegin) -> None:
     if e.dest_uniqueid and e.dest_uniqueid not in call.channels:
         call.channels[e.dest_uniqueid] = Channel(e.dest_channel, e.dest_uniqueid)
         table._by_uniqueid[e.dest_uniqueid] = call.linkedid
+        if table._marked:
+            table._born.add(e.dest_uniqueid)
 
 
 _APPLY: dict[type, Any] = {

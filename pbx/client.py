@@ -24,7 +24,7 @@ from pbx.calls import ATTEMPT_VARIABLE, status_variables
 from pbx.errors import ActionFailed, AmiAuthError, AmiConnectionLost, AmiNotConnected
 from pbx.parsing import KNOWN_EVENTS
 from pbx.protocol import FastAMIProtocol
-from pbx.router import Outage, Resync, Router
+from pbx.router import Outage, Resync, ResyncStart, Router
 
 log = get_logger(__name__)
 _NEVER = 10**9  # seconds: panoramisk's own pinger must not fire
@@ -132,6 +132,12 @@ class AmiClient:
             self.router.control(Outage(str(exc) if exc else "closed"))
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
+        booted = self._booted
+        if booted is not None and not booted.done():
+            # lost between login and FullyBooted (an Asterisk restarting): retry now, not
+            # after _BOOT_TIMEOUT
+            booted.set_exception(AmiConnectionLost("connection lost before FullyBooted"))
+            booted.exception()   # retrieved: the session may not be waiting for it yet
 
     async def _run(self) -> None:
         attempt = 0
@@ -205,6 +211,7 @@ class AmiClient:
         self.router.pause_reading = pause
 
     async def _resync(self) -> None:
+        self.router.control(ResyncStart())   # in order with the events: before any list is asked
         channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
         queues = await self._list({"Action": "QueueStatus"}, ("QueueParams", "QueueMember", "QueueEntry"))
         # the attempt ids of calls that began before we connected (their VarSet went to nobody)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from pbx import events as ev
 
@@ -52,9 +53,17 @@ class Queue:
         return time.time() - min(self.waiting.values()) if self.waiting else 0.0
 
 
+_SINCE_MAX = 100_000
+
+
 class QueueTable:
     def __init__(self) -> None:
         self.queues: dict[str, Queue] = {}
+        # events applied since mark(): replayed over the snapshot, which they are newer than
+        self._since: list[tuple[Any, float]] | None = None
+
+    def mark(self) -> None:
+        self._since = []
 
     def queue(self, name: str) -> Queue:
         q = self.queues.get(name)
@@ -69,7 +78,14 @@ class QueueTable:
             m = q.members[interface] = Member(interface)
         return m
 
+    def _remember(self, event: Any) -> None:
+        if self._since is not None:
+            self._since.append((event, time.time()))
+            if len(self._since) > _SINCE_MAX:   # no resync came: the next one starts afresh
+                self._since = None
+
     def apply(self, event: ev.ServerEvent) -> None:
+        self._remember(event)
         if isinstance(event, ev.QueueMemberStatus):
             m = self._member(event.queue, event.interface)
             m.name, m.status, m.paused = event.member_name, event.status, event.paused
@@ -83,9 +99,11 @@ class QueueTable:
             m = self._member(event.queue, event.interface)
             m.paused, m.paused_reason = event.paused, event.reason
 
-    def apply_call_event(self, event: ev.CallEvent) -> None:
+    def apply_call_event(self, event: ev.CallEvent, at: float | None = None) -> None:
+        if at is None:
+            self._remember(event)
         if isinstance(event, ev.QueueCallerJoin):
-            self.queue(event.queue).waiting[event.linkedid] = time.time()
+            self.queue(event.queue).waiting[event.linkedid] = time.time() if at is None else at
         elif isinstance(event, (ev.QueueCallerLeave, ev.QueueCallerAbandon)):
             self.queue(event.queue).waiting.pop(event.linkedid, None)
 
@@ -108,6 +126,12 @@ class QueueTable:
             elif kind == "QueueEntry":
                 wait = float(row.get("Wait", "0") or 0)
                 fresh.queue(name).waiting[row.get("Linkedid") or row.get("Uniqueid", "")] = time.time() - wait
+        since, self._since = self._since or [], None
+        for event, at in since:   # each carries the whole state it sets: replaying is idempotent
+            if isinstance(event, ev.CallEvent):
+                fresh.apply_call_event(event, at)
+            else:
+                fresh.apply(event)
         self.queues = fresh.queues
 
     def snapshot(self) -> dict[str, dict]:

@@ -52,6 +52,13 @@ class Resync:
 
 
 @dataclass(frozen=True)
+class ResyncStart:
+    """Control item: the resync snapshot is about to be requested. What the router
+    processes from here on is newer than the snapshot may say, and the snapshot must not
+    undo it (a hang-up while ``QueueStatus`` is still being listed)."""
+
+
+@dataclass(frozen=True)
 class Outage:
     """Control item: the connection dropped; calls known now may vanish at the next Resync."""
 
@@ -114,7 +121,7 @@ class Router:
             log.warning("ami_backpressure_pause", server=self.server, queued=self._queued)
             self.pause_reading(True)
 
-    def control(self, item: Resync | Outage) -> None:
+    def control(self, item: Resync | ResyncStart | Outage) -> None:
         self._items.append(item)
         self._wakeup.set()
 
@@ -153,6 +160,9 @@ class Router:
                     return False
             elif isinstance(item, Resync):
                 self._resync(item)
+            elif isinstance(item, ResyncStart):
+                self.calls.mark()
+                self.queues.mark()
             else:
                 self.calls.begin_outage()
             if self._paused and self._queued < self.low_water and self.pause_reading is not None:
@@ -211,6 +221,10 @@ class Router:
 
     def _call_event(self, event: ev.CallEvent) -> None:
         call = self.calls.apply(event)
+        if self.calls.merged:
+            merged, self.calls.merged = self.calls.merged, []
+            for gone in merged:
+                self._end(gone, ev.CallEnded(gone.linkedid, gone.end_reason, gone.hangup_cause))
         if call is None:
             return
         self.queues.apply_call_event(event)

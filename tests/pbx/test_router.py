@@ -4,7 +4,7 @@ import asyncio
 
 from pbx import events as ev
 from pbx.calls import CallState
-from pbx.router import Outage, Resync, Router
+from pbx.router import Outage, Resync, ResyncStart, Router
 
 
 def chan(event, linkedid, uniqueid, **extra):
@@ -110,6 +110,37 @@ def test_resync_ends_calls_that_vanished_during_an_outage_but_keeps_live_and_new
     assert router.queues.queues["sales"].available_agents == 1
 
 
+def test_what_happens_while_the_snapshot_is_listed_wins_over_the_snapshot():
+    # the three lists take a while; a hang-up, a new leg and a caller leaving the queue
+    # reach the router before the snapshot is applied and must not be undone by it
+    router = Router("main")
+    ended = []
+    router.add_listener(lambda call, e: ended.append(e.linkedid) if isinstance(e, ev.CallEnded) else None)
+    router.feed([chan("Newchannel", "A", "A", ChannelState="6"), chan("Newchannel", "B", "B", ChannelState="6"),
+                 chan("Newchannel", "B", "B.2", ChannelState="6"),
+                 chan("QueueCallerJoin", "B", "B", Queue="sales", Position="1", Count="1")])
+    router.control(Outage("socket closed"))
+    router.control(ResyncStart())
+    snapshot = [{"Event": "CoreShowChannel", "Channel": "x", "Uniqueid": u, "Linkedid": lid, "ChannelState": "6",
+                 "BridgeId": ""} for lid, u in (("A", "A"), ("B", "B"), ("B", "B.2"))]
+    queues = [{"Event": "QueueParams", "Queue": "sales"},
+              {"Event": "QueueEntry", "Queue": "sales", "Linkedid": "B", "Uniqueid": "B", "Wait": "3"}]
+    router.feed([chan("Hangup", "A", "A", Cause="16"),                          # A ends
+                 chan("Hangup", "B", "B.2", Cause="16"),                        # a leg of B ends
+                 chan("Newchannel", "B", "B.3", ChannelState="5"),              # and a new one rings
+                 chan("QueueCallerLeave", "B", "B", Queue="sales", Position="1", Count="0")])
+    router.control(Resync(channels=snapshot, queues=queues))
+    router.drain()
+    assert ended == ["A"] and set(router.calls.calls) == {"B"}
+    assert set(router.calls.get("B").channels) == {"B", "B.3"}
+    assert router.queues.queues["sales"].waiting == {}
+    # the next resync, with nothing in between, takes the snapshot as it is
+    router.control(ResyncStart())
+    router.control(Resync(channels=snapshot[1:2], queues=queues))
+    router.drain()
+    assert set(router.calls.get("B").channels) == {"B"} and set(router.queues.queues["sales"].waiting) == {"B"}
+
+
 def test_a_call_that_began_before_we_connected_is_found_with_its_attempt_and_its_end_is_seen():
     # A standby instance connects mid-campaign: the call's VarSet went to nobody, the resync's
     # Status brings the attempt id, and a dialer observer ties the call to its attempt.
@@ -200,3 +231,19 @@ async def test_a_long_burst_is_processed_in_slices_that_let_the_loop_run_in_betw
     # the other task ran between slices of 16 events: not only before and after the burst
     assert any(0 < n < 40 for n in loop_turns), loop_turns
     assert [n for _kind, n in seen] == list(range(40))   # in order
+
+
+def test_a_channel_given_another_linkedid_moves_to_that_call_and_its_old_call_ends():
+    # attended transfer: bridged with the customer, the colleague's channel takes the customer
+    # call's (older) Linkedid; the consult call must end, not linger as a ghost
+    router = Router("main")
+    ended = []
+    router.add_listener(lambda call, e: ended.append((e.linkedid, e.reason)) if isinstance(e, ev.CallEnded) else None)
+    router.feed([chan("Newchannel", "A", "A", ChannelState="6"), chan("Newchannel", "C", "C", ChannelState="6"),
+                 chan("BridgeEnter", "A", "C", BridgeUniqueid="b1")])
+    router.drain()
+    assert ended == [("C", "linkedid_changed")] and set(router.calls.get("A").channels) == {"A", "C"}
+    assert router.calls.by_uniqueid("C") is router.calls.get("A")
+    router.feed([chan("Hangup", "A", "C", Cause="16"), chan("Hangup", "A", "A", Cause="16")])
+    router.drain()
+    assert ended[-1] == ("A", "hangup") and len(router.calls) == 0

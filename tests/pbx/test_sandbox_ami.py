@@ -107,6 +107,16 @@ async def test_a_call_that_ends_while_we_are_cut_off_is_ended_at_resync(make_pbx
     assert pbx.default.router.calls.get(agi.linkedid) is None
 
 
+async def test_a_session_lost_before_fully_booted_is_retried_at_once(make_pbx, ami_proxy):
+    # an Asterisk restarting accepts the login and may drop the session before FullyBooted;
+    # waiting for the boot timeout (120 s) would leave IVR callers without AMI meanwhile
+    ami_proxy.cut_on, ami_proxy.cut_times = b"Event: FullyBooted", 2
+    started = time.monotonic()
+    pbx = await make_pbx(port=ami_proxy.port)
+    assert pbx.default.client.connected and ami_proxy.connections == 3
+    assert time.monotonic() - started < 10
+
+
 async def test_an_originate_in_flight_when_the_connection_drops_is_never_dialed_twice(make_pbx, ami_proxy):
     log = EventLog()
     pbx = await make_pbx(port=ami_proxy.port, log=log)

@@ -67,6 +67,9 @@ class TcpProxy:
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
         self.connections = 0
+        # the next this-many connections are cut when Asterisk's answer holds cut_on
+        self.cut_on: bytes = b""
+        self.cut_times = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -99,12 +102,20 @@ class TcpProxy:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         self.connections += 1
         self._pairs.append((writer, up_writer))
-        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+        cut = b""
+        if self.cut_times > 0 and self.cut_on:
+            self.cut_times -= 1
+            cut = self.cut_on
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer, cut),
+                             return_exceptions=True)
 
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cut: bytes = b"") -> None:
         try:
             while data := await reader.read(65536):
+                if cut and cut in data:
+                    writer.write(data[:data.index(cut)])
+                    return
                 writer.write(data)
                 await writer.drain()
         finally:
