@@ -22,9 +22,10 @@ PHONE_KEYS = frozenset({
 # Identifiers that are digit runs but never phone numbers: left alone.
 _NOT_PHONES = frozenset({"timestamp", "linkedid", "uniqueid", "call_id", "attempt_id", "event_id",
                          "contact_id", "campaign_id", "id", "version"})
-# 7 to 15 digits, optionally "+" and single spaces between them, not part of a longer
-# token (so "2026-11-23T18:19" and a Uniqueid "1795457995.84" are left alone).
-_PHONE_IN_TEXT = re.compile(r"(?<![\w.:/-])\+?\d(?: ?\d){6,14}(?![\w.:/-])")
+# 7 to 15 digits, optionally "+" and single spaces between them (or dashes after a "+"),
+# not part of a longer token (so "2026-11-23T18:19" and a Uniqueid "1795457995.84" are
+# left alone), but found after "/" or ":" (a dial string "PJSIP/4155550123@carrier", "sip:").
+_PHONE_IN_TEXT = re.compile(r"(?<![\w.+-])(?:\+\d(?:[ -]?\d){6,14}|\d(?: ?\d){6,14})(?![\w.:/-])")
 
 
 def mask_phone(value: str) -> str:
@@ -36,15 +37,30 @@ def mask_phone(value: str) -> str:
     return "".join(ch if (i in keep or not ch.isdigit()) else "*" for i, ch in enumerate(value))
 
 
-def _mask_text(text: str) -> str:
+def mask_text(text: str) -> str:
+    """Every phone number inside ``text`` masked (a dial string, a caller name, a message)."""
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
 
 
+def _masked(key: str, value: Any) -> Any:
+    if key in _NOT_PHONES:
+        return value
+    if isinstance(value, str):
+        return mask_phone(value) if key in PHONE_KEYS else mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return mask_phone(str(value)) if key in PHONE_KEYS else value
+    if isinstance(value, (list, tuple)):
+        return [_masked(key, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(str(k), v) for k, v in value.items()}
+    return value
+
+
 def mask_phones(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask phone-like keys, and phone numbers inside any string."""
+    """structlog processor: mask phone-like keys, and phone numbers inside any string,
+    in lists and nested mappings too."""
     for key, value in event.items():
-        if isinstance(value, str) and key not in _NOT_PHONES:
-            event[key] = mask_phone(value) if key in PHONE_KEYS else _mask_text(value)
+        event[key] = _masked(key, value)
     return event
 
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from callcycle.logs import mask_phone
+from callcycle.logs import mask_phone, mask_text
 from monitor.models import AgentState, Audience, Entity
 from pbx.calls import Call
 from pbx.queues import DEVICE_RINGING, DEVICE_RINGINUSE, DEVICE_UNAVAILABLE, Member
@@ -174,6 +174,14 @@ def for_audience(kind: str, entity: Entity | None, audience: Audience) -> tuple[
         return True, entity
     if kind in ("campaign", "audit"):
         return False, None
-    if kind == "call" and entity is not None and entity.get("caller"):
-        return True, {**entity, "caller": mask_phone(entity["caller"])}
+    if kind == "call" and entity is not None:
+        # the number also shows in the caller name (carriers without a name send the number
+        # there) and in channel names (a Local/{number}@... trunk)
+        masked = {**entity, "caller": mask_phone(entity["caller"]) if entity.get("caller") else entity.get("caller")}
+        for key in ("caller_name", "channel"):
+            if entity.get(key):
+                masked[key] = mask_text(entity[key])
+        if entity.get("channels"):
+            masked["channels"] = [mask_text(c) for c in entity["channels"]]
+        return True, masked
     return True, entity

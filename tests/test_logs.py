@@ -18,3 +18,16 @@ def test_timestamps_and_asterisk_ids_are_not_mistaken_for_phone_numbers():
                                         "detail": "call 1795457995.84 at 2026-11-23 18:19:55 from 4155550123"})
     assert event["timestamp"] == "2026-11-23T18:19:55.123Z"
     assert event["detail"] == "call 1795457995.84 at 2026-11-23 18:19:55 from 41******23"
+
+
+def test_numbers_in_dial_strings_with_dashes_and_in_lists_or_nested_values_are_masked():
+    from callcycle.logs import mask_phones
+
+    event = mask_phones(None, "", {"event": "x", "channel": "Local/14155550123@sim-customer-0001;1",
+                                   "error": "refusing dial string 'PJSIP/4155550123@carrier'",
+                                   "said": "call +1-415-555-0123", "phone": 14155550123,
+                                   "to": ["+14155550123"], "data": {"phone": "+14155550123"},
+                                   "linkedid": "1795457995.84", "at": "2026-11-23T18:19:20.123456"})
+    assert "4155550123" not in str(event) and "415-555" not in str(event)
+    assert event["linkedid"] == "1795457995.84" and event["at"] == "2026-11-23T18:19:20.123456"
+    assert event["channel"].endswith("@sim-customer-0001;1")

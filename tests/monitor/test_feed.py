@@ -65,11 +65,16 @@ async def test_an_agent_sees_masked_callers_and_no_campaigns_or_audit(aiohttp_cl
     agent, boss = await open_feed(client, "agent"), await open_feed(client, "supervisor")
     assert "campaign" not in agent.snapshot["entities"] and "audit" not in agent.snapshot["entities"]
     assert "secret" in boss.snapshot["entities"]["campaign"]
-    mon.publish("call", "x:1", {"id": "x:1", "server": "x", "caller": "+14155550123", "started_at": 1.0})
+    mon.publish("call", "x:1", {"id": "x:1", "server": "x", "caller": "+14155550123", "started_at": 1.0,
+                                "caller_name": "+14155550123", "channel": "Local/+14155550123@trunk-0001;1",
+                                "channels": ["Local/+14155550123@trunk-0001;1", "PJSIP/agent1-00000001"]})
     mon.campaigns.update("secret", lines=4)
     await eventually(lambda: boss.deltas("call") and boss.deltas("campaign"), 5)
     await eventually(lambda: agent.deltas("call"), 5)
-    assert agent.entity("call", "x:1")["caller"] == mask_phone("+14155550123") != "+14155550123"
+    seen = agent.entity("call", "x:1")
+    assert seen["caller"] == mask_phone("+14155550123") != "+14155550123"
+    assert "+14155550123" not in str(seen)   # nor in the caller name or the channel names
+    assert seen["channels"][1] == "PJSIP/agent1-00000001"
     assert boss.entity("call", "x:1")["caller"] == "+14155550123"
     assert agent.deltas("campaign") == []
     for feed in (agent, boss):
