@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lifecycle.models import Band, CallOutcome, IntentRules, ScoringRules
 
@@ -32,19 +33,32 @@ def call_signals(outcome: CallOutcome, new_tags: Iterable[str]) -> list[str]:
     return signals
 
 
+def decay(score: int, since: datetime | None, now: datetime, rules: ScoringRules) -> tuple[int, datetime]:
+    """The score after linear decay since ``since`` (never below ``rules.min``), and the
+    time decay is counted from next. Only whole points are taken; the clock moves on by
+    just the time they took, so frequent rescoring keeps the part of a point it has not
+    taken yet instead of losing it (rescoring every 11 h at 1 point a day decayed nothing)."""
+    if not rules.decay_per_day or since is None or now <= since:
+        return score, now if since is None or not rules.decay_per_day else since
+    days = (now - since).total_seconds() / 86400
+    points = math.floor(rules.decay_per_day * days)
+    if score - points <= rules.min:
+        return rules.min, now
+    return score - points, since + timedelta(days=points / rules.decay_per_day)
+
+
 def decayed(score: int, since: datetime | None, now: datetime, rules: ScoringRules) -> int:
     """The score after linear decay since the last scoring event (never below ``rules.min``)."""
-    if not rules.decay_per_day or since is None or now <= since:
-        return score
-    days = (now - since).total_seconds() / 86400
-    return max(rules.min, round(score - rules.decay_per_day * days))
+    return decay(score, since, now, rules)[0]
 
 
 def rescore(score: int, since: datetime | None, now: datetime, signals: Iterable[str],
-            rules: ScoringRules) -> int:
-    """The new score: decay, then the points of each signal, clamped to [min, max]."""
-    value = decayed(score, since, now, rules) + sum(rules.points.get(s, 0) for s in signals)
-    return max(rules.min, min(rules.max, value))
+            rules: ScoringRules) -> tuple[int, datetime]:
+    """The new score (decay, then the points of each signal, clamped to [min, max]) and the
+    time decay is counted from next (see :func:`decay`)."""
+    value, since_next = decay(score, since, now, rules)
+    value += sum(rules.points.get(s, 0) for s in signals)
+    return max(rules.min, min(rules.max, value)), since_next
 
 
 def band(score: int, hot_threshold: int, nurture_threshold: int) -> Band:

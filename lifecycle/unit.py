@@ -190,9 +190,8 @@ class ContactUnit:
 
     async def rescore(self, signals: list[str], reason: str) -> None:
         c, rules = self.contact, self.ctx.rules.scoring
-        new = scoring.rescore(c.score, self.score_at, self.ctx.now, signals, rules)
-        self.score_at = self.ctx.now
-        self.set({"score_at": self.ctx.now})
+        new, self.score_at = scoring.rescore(c.score, self.score_at, self.ctx.now, signals, rules)
+        self.set({"score_at": self.score_at})
         if new == c.score:
             return
         old = c.score

@@ -63,9 +63,20 @@ def test_score_decays_linearly_per_day_and_is_clamped():
     rules = parse_rules({**_raw(), "scoring": {"decay_per_day": 2, "min": 0, "max": 100,
                                                "points": {"tag:high_intent": 50}}}).scoring
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert scoring.rescore(60, t0, t0 + timedelta(days=5), [], rules) == 50
-    assert scoring.rescore(60, t0, t0 + timedelta(days=5), ["tag:high_intent"], rules) == 100
-    assert scoring.rescore(10, t0, t0 + timedelta(days=30), [], rules) == 0
+    assert scoring.rescore(60, t0, t0 + timedelta(days=5), [], rules)[0] == 50
+    assert scoring.rescore(60, t0, t0 + timedelta(days=5), ["tag:high_intent"], rules)[0] == 100
+    assert scoring.rescore(10, t0, t0 + timedelta(days=30), [], rules)[0] == 0
+
+
+def test_frequent_rescoring_decays_as_much_as_one_rescore_over_the_same_span():
+    from datetime import datetime, timedelta, timezone
+
+    rules = parse_rules({**_raw(), "scoring": {"decay_per_day": 1, "min": 0, "max": 100, "points": {}}}).scoring
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    score, since = 80, t0
+    for step in range(1, 61):                      # a scoring event every 11 h for 27.5 days
+        score, since = scoring.rescore(score, since, t0 + timedelta(hours=11 * step), [], rules)
+    assert score == scoring.rescore(80, t0, t0 + timedelta(hours=660), [], rules)[0] == 53
 
 
 def _raw() -> dict:
