@@ -54,6 +54,15 @@ class TransitionRefused(Conflict):
         super().__init__({"from": from_stage, "to": to_stage, "reason": reason})
 
 
+class AlreadyClaimed(Conflict):
+    """Another agent holds the lead; it returns to the shared pool if not followed up in time."""
+
+    error_id = "already-claimed"
+
+    def __init__(self, contact_id: int, owner: str) -> None:
+        super().__init__({"contact_id": contact_id, "owner_agent": owner})
+
+
 class DuplicateContact(Conflict):
     error_id = "duplicate-contact"
 

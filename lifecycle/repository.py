@@ -174,6 +174,10 @@ def call_row(call_id: int, o: CallOutcome, stage: Stage) -> tuple[Any, ...]:
             o.started_at, o.ended_at)
 
 
+async def last_touch_at(conn: asyncpg.Connection, contact_id: int) -> datetime | None:
+    return await conn.fetchval("SELECT last_touch_at FROM contacts WHERE id = $1", contact_id)
+
+
 async def stale_claims(conn: asyncpg.Connection, older_than: datetime, limit: int = 500) -> list[int]:
     """Claimed contacts not touched since a claim made before ``older_than``."""
     return [r["id"] for r in await conn.fetch(

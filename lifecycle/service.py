@@ -18,7 +18,7 @@ import asyncpg
 from callcycle.clock import Clock
 from lifecycle import cadence, crm_events, kpi, phones, repository as repo, task_repository as task_repo
 from lifecycle.config import LifecycleSettings
-from lifecycle.errors import DuplicateContact, NoSuchContact, NoSuchTask, TaskClosed
+from lifecycle.errors import AlreadyClaimed, DuplicateContact, NoSuchContact, NoSuchTask, TaskClosed
 from lifecycle.machine import StageMachine
 from lifecycle.models import CallOutcome, Contact, NewContact, Rules, Snapshot, Task, TaskState
 from lifecycle.rules import load_rules
@@ -148,11 +148,25 @@ class LifecycleService:
         """An agent claims a lead; unless followed up in time it returns to the shared pool."""
         async with self.transaction() as (conn, ctx):
             unit = await ContactUnit.load(conn, ctx, contact_id)
+            owner = unit.contact.owner_agent
+            if owner is not None and not await self._claim_lapsed(conn, unit.contact, ctx.now):
+                if owner == agent:
+                    return unit.contact   # already theirs: claiming again does not restart the window
+                raise AlreadyClaimed(contact_id, owner)
             await unit.close([c.name for c in cadence.claim_cadences(self.rules.cadences)], TaskState.CANCELLED)
             await unit.update(owner_agent=agent, claimed_at=ctx.now)
             await unit.emit("contact.updated", changed=["owner_agent"])
             await unit.schedule("claimed")
             return unit.contact
+
+    async def _claim_lapsed(self, conn: asyncpg.Connection, contact: Contact, now: datetime) -> bool:
+        """The claim ran out without a follow-up (the sweep will return it to the pool)."""
+        windows = [max(t.within_hours for t in c.touches) for c in cadence.claim_cadences(self.rules.cadences)]
+        if not windows or contact.claimed_at is None:
+            return True
+        touched = await repo.last_touch_at(conn, contact.id)
+        followed_up = touched is not None and touched >= contact.claimed_at
+        return not followed_up and contact.claimed_at < now - timedelta(hours=max(windows))
 
     async def release_stale_claims(self) -> list[int]:
         """Return to the shared pool every claimed lead not followed up in time (a sweep)."""

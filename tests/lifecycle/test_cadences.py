@@ -2,8 +2,11 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from callcycle import keys
 from callcycle.app import init_app
+from lifecycle.errors import AlreadyClaimed
 from tests.lifecycle.conftest import START, events, outcome
 from tests.pbx.tools import eventually
 
@@ -131,3 +134,14 @@ async def test_the_server_sweeps_due_tasks_and_stale_claims_on_its_own(aiohttp_c
 
 async def _released(service, contact_id: int) -> bool:
     return (await service.get(contact_id)).owner_agent is None
+
+
+async def test_a_held_claim_cannot_be_taken_or_renewed_until_it_lapses(service, clock):
+    lead = await service.find_or_create_by_phone("+14155550125")
+    first = await service.claim(lead.id, "agent-7")
+    with pytest.raises(AlreadyClaimed):
+        await service.claim(lead.id, "agent-9")
+    clock.advance(20 * H)
+    assert (await service.claim(lead.id, "agent-7")).claimed_at == first.claimed_at   # the window keeps running
+    clock.advance(5 * H)                                                             # lapsed, not yet swept
+    assert (await service.claim(lead.id, "agent-9")).owner_agent == "agent-9"
