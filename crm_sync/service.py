@@ -37,6 +37,8 @@ def _check_fields(body: Any, *, creating: bool) -> dict[str, Any]:
     if "url" in body and len(body["url"]) > 2000:
         raise InvalidEndpoint("url is longer than 2000 characters")
     known = set(catalogue.load().types())
+    if not all(isinstance(t, str) for t in body.get("event_types", [])):
+        raise InvalidEndpoint("event_types must be a list of event type names")
     bad = [t for t in body.get("event_types", []) if t not in known]
     if bad:
         raise InvalidEndpoint(f"unknown event type(s): {', '.join(map(str, bad))}")

@@ -152,7 +152,11 @@ def validate(body: Any, schema: str, prefix: str = "") -> dict[str, Any]:
     errors = sorted(_validator(schema).iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
-        raise ValidationFailed(_field(prefix, err.absolute_path), err.message)
+        path = list(err.absolute_path)
+        if err.validator == "required" and isinstance(err.instance, dict):
+            # the error sits on the object; name the property that is missing
+            path += [next(p for p in err.validator_value if p not in err.instance)]
+        raise ValidationFailed(_field(prefix, path), err.message)
     return body
 
 

@@ -55,6 +55,8 @@ async def test_endpoint_crud_shows_the_secret_only_on_create_and_rotate(aiohttp_
     resp = await client.patch(f"/api/webhooks/endpoints/{eid}", headers=ADMIN,
                               json={"event_types": ["nope.never"]})
     assert resp.status == 422 and (await resp.json())["error"] == "invalid-webhook-endpoint"
+    resp = await client.patch(f"/api/webhooks/endpoints/{eid}", headers=ADMIN, json={"event_types": [{}]})
+    assert resp.status == 422 and "event_types" in (await resp.json())["detail"]
     resp = await client.patch(f"/api/webhooks/endpoints/{eid}", headers=ADMIN, json={"state": "disabled"})
     assert (await resp.json())["state"] == "disabled"
     rotated = await (await client.post(f"/api/webhooks/endpoints/{eid}/rotate-secret", headers=ADMIN)).json()

@@ -84,6 +84,7 @@ async def test_a_bad_phone_names_the_field_and_writes_nothing(client, db_pool):
     ({"phones": []}, "phones"),
     ({"phones": ["+14155550123"], "colour": "red"}, "body"),
     ({"phones": ["+14155550123"], "consent": "yes"}, "consent"),
+    ({"name": "no phones"}, "phones"),                     # a missing field is named, not "body"
 ])
 async def test_bodies_that_break_the_schema_are_422_naming_the_field(client, body, field):
     resp = await client.post("/contacts", json=body, headers=auth("supervisor"))
