@@ -47,11 +47,11 @@ class Board:
         table[delta.id] = delta.data
         if delta.kind in OWNED_KINDS:
             self._origin[key] = origin
-        if delta.kind == "audit":
-            self._trim_audit()
         if same(old, delta.data):
             return False
         self._emit(delta)
+        if delta.kind == "audit":
+            self._trim_audit()
         return True
 
     def replace_origin(self, origin: str, full: dict[str, dict[str, Entity]]) -> None:
@@ -89,3 +89,4 @@ class Board:
         while len(table) > AUDIT_KEEP:
             oldest = min(table, key=lambda k: int(k))
             del table[oldest]
+            self._emit(Delta("audit", oldest, None))   # open consoles drop it too
