@@ -121,7 +121,7 @@ class CampaignSettings:
               "letters, digits, _ or -")
         _need(self.caller_id is None or _E164.match(str(self.caller_id)), "caller_id", "an E.164 number")
         _need(isinstance(self.local_presence, dict) and all(
-            re.match(r"^\+[0-9]{1,8}$", str(k)) and _E164.match(str(v)) for k, v in self.local_presence.items()),
+            re.match(r"^\+[0-9]{1,8}\Z", str(k)) and _E164.match(str(v)) for k, v in self.local_presence.items()),
             "local_presence", "{E.164 prefix: E.164 caller id}")
         for name in ("window_start", "window_end"):
             value = getattr(self, name)

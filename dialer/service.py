@@ -23,16 +23,6 @@ from dialer.pacing import make_policy
 from dialer.live import live_key
 from lifecycle.service import LifecycleService
 
-def _name(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
-        raise InvalidCampaign("name", "1-200 characters")
-    return name.strip()
-
-
-def _small_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) < value < 2**31
-
-
 # Hopper order: a scheduled callback first, then due cadence tasks, then by score.
 PRIORITY = {"callback": 2000, "task": 1000}
 _PAGE = 500
@@ -308,3 +298,13 @@ async def change_state(conn: asyncpg.Connection, campaign: Campaign, action: str
     await outbox.enqueue(conn, event_type, {"campaign": updated.ref(), "by": by, "state": str(to)},
                          ordering_key=f"campaign:{campaign.id}", occurred_at=now)
     return updated
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+        raise InvalidCampaign("name", "1-200 characters")
+    return name.strip()
+
+
+def _small_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) < value < 2**31

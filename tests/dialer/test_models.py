@@ -36,6 +36,7 @@ SERVER = DialerSettings()
     (Mode.PREDICTIVE, {"caller_id": "+14155550123\n"}, "caller_id"),
     (Mode.PREDICTIVE, {"queue": "sales\n"}, "queue"),
     (Mode.PREDICTIVE, {"local_presence": {"+1212": "+12125550100\n"}}, "local_presence"),
+    (Mode.PREDICTIVE, {"local_presence": {"+1212\n": "+12125550100"}}, "local_presence"),
     (Mode.PROGRESSIVE, {"flow": "x\ny"}, "flow"),                                  # not only agentless
     (Mode.PROGRESSIVE, {"on_machine": "message", "machine_message": 5}, "machine_message"),
     (Mode.PREDICTIVE, {"ends_at": "2026-01-05T10:00"}, "ends_at"),                  # no offset
