@@ -38,18 +38,15 @@ def decay(score: int, since: datetime | None, now: datetime, rules: ScoringRules
     time decay is counted from next. Only whole points are taken; the clock moves on by
     just the time they took, so frequent rescoring keeps the part of a point it has not
     taken yet instead of losing it (rescoring every 11 h at 1 point a day decayed nothing)."""
-    if not rules.decay_per_day or since is None or now <= since:
-        return score, now if since is None or not rules.decay_per_day else since
+    if since is None or not rules.decay_per_day:
+        return score, now
+    if now <= since:
+        return score, since
     days = (now - since).total_seconds() / 86400
     points = math.floor(rules.decay_per_day * days)
     if score - points <= rules.min:
         return rules.min, now
     return score - points, since + timedelta(days=points / rules.decay_per_day)
-
-
-def decayed(score: int, since: datetime | None, now: datetime, rules: ScoringRules) -> int:
-    """The score after linear decay since the last scoring event (never below ``rules.min``)."""
-    return decay(score, since, now, rules)[0]
 
 
 def rescore(score: int, since: datetime | None, now: datetime, signals: Iterable[str],
