@@ -5,8 +5,9 @@ declares nothing is refused to everyone (fail closed).
     async def list_calls(request): ...
 
 ``admin`` may call everything. Tokens come from ``CALLCYCLE_API_TOKENS`` (see settings).
-Browsers cannot set headers on a WebSocket or EventSource, so those GET requests may carry
-the token as ``?access_token=``.
+Browsers cannot set headers on a WebSocket or EventSource, so the handlers of those (marked
+with :func:`query_token`) also take the token as ``?access_token=``; nothing else does, since
+a token in a URL ends up in browser history, Referer headers and proxy logs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from callcycle.settings import ROLES, ApiToken
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ROLES_ATTR = "__callcycle_roles__"
+_QUERY_TOKEN_ATTR = "__callcycle_query_token__"
 PUBLIC = frozenset({"*"})
 
 
@@ -48,6 +50,12 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
     return mark
 
 
+def query_token(handler: Handler) -> Handler:
+    """This GET endpoint (a WebSocket or an EventSource) may take ``?access_token=``."""
+    setattr(handler, _QUERY_TOKEN_ATTR, True)
+    return handler
+
+
 def public(handler: Handler) -> Handler:
     """Reachable without a token. Only for liveness and static assets that reveal nothing."""
     setattr(handler, _ROLES_ATTR, PUBLIC)
@@ -68,7 +76,8 @@ class TokenStore:
         return len(self._by_digest)
 
     def lookup(self, token: str) -> Principal | None:
-        digest = hashlib.sha256(token.encode()).digest()
+        # aiohttp decodes header bytes with surrogateescape: such a token is simply unknown
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         for known, principal in self._by_digest.items():
             if hmac.compare_digest(known, digest):
                 return principal
@@ -79,7 +88,8 @@ def _token_of(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[7:].strip() or None
-    if request.method == "GET" and "access_token" in request.query:
+    if (request.method == "GET" and "access_token" in request.query
+            and getattr(request.match_info.handler, _QUERY_TOKEN_ATTR, False)):
         return request.query["access_token"] or None
     return None
 

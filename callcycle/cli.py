@@ -13,6 +13,7 @@ from aiohttp import web
 from callcycle import logs, migrate, settings as settings_mod
 from callcycle.db import database
 from callcycle.settings import ApiToken, Settings, SettingsError
+from lifecycle.errors import RulesError
 
 
 def _load(args: argparse.Namespace) -> Settings:
@@ -105,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SettingsError as exc:
+    except (SettingsError, RulesError, migrate.MigrationError) as exc:
+        # a mistake to fix, not a crash: the message, no traceback
         print(f"callcycle: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

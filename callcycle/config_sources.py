@@ -11,6 +11,7 @@ import types
 import typing
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 _SECRET_KEYS = {"secret", "secrets", "tokens", "password"}
 
@@ -28,11 +29,13 @@ def read_toml_text(text: str, name: str) -> dict[str, Any]:
 
 def refuse_secrets(data: Mapping[str, Any], where: str, path: tuple[str, ...] = ()) -> None:
     for key, value in data.items():
+        dotted = ".".join((*path, key))
         if isinstance(value, Mapping):
             refuse_secrets(value, where, (*path, key))
         elif key in _SECRET_KEYS:
-            dotted = ".".join((*path, key))
             raise SettingsError(f"{where}: {dotted} is a secret; set it in the environment instead")
+        elif isinstance(value, str) and "://" in value and urlsplit(value).password:
+            raise SettingsError(f"{where}: {dotted} holds a password; set the URL in the environment instead")
 
 
 def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,12 +62,15 @@ def coerce(raw: str, like: Any, name: str) -> Any:
             if raw.lower() in ("0", "false", "no", "off", ""):
                 return False
             raise ValueError(raw)
-        if isinstance(like, int):
-            return int(raw)
-        if isinstance(like, float):
-            return float(raw)
+        if isinstance(like, (int, float)):
+            # a file's "10" for a float setting must not make "2.5" invalid: the dataclass
+            # field's type decides later (typed)
+            return int(raw) if raw.strip().lstrip("+-").isdigit() else float(raw)
         if isinstance(like, list):
-            return [item.strip() for item in raw.split(",") if item.strip()]
+            items = [item.strip() for item in raw.split(",") if item.strip()]
+            if like and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in like):
+                return [float(item) for item in items]   # a list of numbers stays numbers
+            return items
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a valid {type(like).__name__}") from exc
     return raw

@@ -74,7 +74,7 @@ async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 naming the problem."""
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, LookupError) as exc:   # LookupError: an unknown charset
         raise BadRequest(f"body is not valid JSON: {exc}", error_id="malformed-json") from exc
 
 

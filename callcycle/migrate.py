@@ -18,6 +18,7 @@ from callcycle.logs import get_logger
 
 log = get_logger(__name__)
 _LOCK_KEY = 0x63616C6C  # "call": one lock for the whole schema
+_NO_TIMEOUT = 24 * 3600.0   # seconds: asyncpg's timeout=None means command_timeout
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -54,7 +55,9 @@ def discover() -> list[Migration]:
 async def apply(conn: asyncpg.Connection, migrations: list[Migration] | None = None) -> list[int]:
     """Apply what is missing; return the versions applied now."""
     migrations = discover() if migrations is None else migrations
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    # not the pool's command_timeout (60 s): another instance may hold the lock while it
+    # migrates, and a migration may rightly take longer than that (an index on a big table)
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY, timeout=_NO_TIMEOUT)
     try:
         await conn.execute("""
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -72,7 +75,7 @@ async def apply(conn: asyncpg.Connection, migrations: list[Migration] | None = N
                         "add a new migration instead of editing an applied one")
                 continue
             async with conn.transaction():
-                await conn.execute(m.sql)
+                await conn.execute(m.sql, timeout=_NO_TIMEOUT)
                 await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
                                    m.version, m.name, m.checksum)
             log.info("migration_applied", version=m.version, migration=m.name)

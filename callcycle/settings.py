@@ -35,6 +35,13 @@ class ServerSettings:
     data_dir: str = "~/.local/share/callcycle"
     shutdown_grace: float = 10.0
 
+    def __post_init__(self) -> None:
+        if self.log_format not in ("console", "json"):
+            raise SettingsError(f"server.log_format must be 'console' or 'json', not {self.log_format!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise SettingsError(f"server.log_level must be debug, info, warning, error or critical, "
+                                f"not {self.log_level!r}")
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()
@@ -149,9 +156,20 @@ def _feature_env(section: str, cls: type, data: dict[str, Any], env: Mapping[str
             continue
         like = data.get(f.name, f.default if f.default is not dataclasses.MISSING else "")
         if like is None or isinstance(like, tuple):
-            like = [] if isinstance(like, tuple) else ""
+            like = list(like) if isinstance(like, tuple) else ""
         data[f.name] = sources.coerce(env[name], like, name)
     return data
+
+
+def _server_env(name: str, raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """``CALLCYCLE_ASTERISK_<NAME>_<FIELD>`` also for fields the server's table leaves out
+    (a server given only its host can still get its port from the environment)."""
+    for f in dataclasses.fields(AsteriskServer):
+        key = sources.env_name(("asterisk", "servers", name, f.name))
+        if f.name in ("name", "secret") or f.name in raw or key not in env:
+            continue
+        raw[f.name] = sources.coerce(env[key], f.default, key)
+    return raw
 
 
 def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
@@ -167,6 +185,9 @@ def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
             raise SettingsError(f"CALLCYCLE_API_TOKENS: unknown role {role!r} (roles: {', '.join(ROLES)})")
         if len(token) < 16:
             raise SettingsError(f"CALLCYCLE_API_TOKENS: token of {subject!r} is shorter than 16 characters")
+        twin = next((t.subject for t in tokens if t.token == token), None)
+        if twin is not None:   # one of them would silently get the other's role
+            raise SettingsError(f"CALLCYCLE_API_TOKENS: {twin!r} and {subject!r} have the same token")
         tokens.append(ApiToken(subject, role, token))
     return tuple(tokens)
 
@@ -198,6 +219,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise SettingsError("[asterisk.servers] must name at least one server")
     servers = {}
     for name, raw in servers_raw.items():
+        raw = _server_env(name, dict(raw), env)
         secret = env.get(sources.env_name(("asterisk", "servers", name, "secret")), "")
         if not secret and name == default:
             secret = env.get("CALLCYCLE_AMI_SECRET", "")

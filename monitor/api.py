@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from callcycle import keys
-from callcycle.auth import principal, public, requires
+from callcycle.auth import principal, public, query_token, requires
 from callcycle.errors import Invalid, NotFound, json_response, read_json
 from monitor import repository
 from monitor.feed import Client, serve_sse, serve_websocket
@@ -76,11 +76,13 @@ def _joiner(request: web.Request, kind: str) -> Callable[[], Client]:
     return lambda: mon.hub.join(audience_of(who.role), mon.snapshot_message(who.subject, who.role), label)
 
 
+@query_token
 @requires("supervisor", "agent")
 async def websocket(request: web.Request) -> web.StreamResponse:
     return await serve_websocket(request, request.app[keys.MONITOR].hub, _joiner(request, "ws"))
 
 
+@query_token
 @requires("supervisor", "agent")
 async def events(request: web.Request) -> web.StreamResponse:
     return await serve_sse(request, request.app[keys.MONITOR].hub, _joiner(request, "sse"))

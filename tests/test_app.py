@@ -43,3 +43,18 @@ async def test_unknown_path_is_401_without_token_and_404_with_one(aiohttp_client
     resp = await client.get("/nope", headers=auth("agent"))
     assert resp.status == 404
     assert (await resp.json())["error"] == "not-found"
+
+
+async def test_a_token_in_the_url_is_taken_only_by_the_live_feed(aiohttp_client, settings):
+    client = await aiohttp_client(init_app(settings, with_pbx=False))
+    resp = await client.get("/contacts", params={"access_token": ROLE_TOKENS["admin"]})
+    assert resp.status == 401 and (await resp.json())["error"] == "token-required"
+
+
+def test_a_token_that_is_not_valid_utf_8_is_unknown_not_an_error():
+    # aiohttp decodes header bytes with surrogateescape: "Bearer \xff\xfe" arrives like this
+    from callcycle.auth import TokenStore
+    from callcycle.settings import ApiToken
+
+    store = TokenStore([ApiToken("alice", "agent", "a-token-of-16-chars")])
+    assert store.lookup("\udcff\udcfe") is None and store.lookup("a-token-of-16-chars").subject == "alice"

@@ -27,3 +27,16 @@ async def test_an_applied_migration_that_changed_stops_start_up(db_url):
             await migrate.apply(conn, edited)
     finally:
         await conn.close()
+
+
+async def test_a_migration_longer_than_the_command_timeout_still_applies_and_the_waiter_waits(db_url):
+    # the pool's connections have a 60 s command_timeout; a long migration (an index on a big
+    # table) or an instance waiting for another's lock must not be cut off by it
+    slow = [Migration(9002, "slow", "SELECT pg_sleep(1.5); CREATE TABLE slow_probe (id int);")]
+    conns = [await asyncpg.connect(db_url, command_timeout=0.5) for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(migrate.apply(c, migrate.discover() + slow) for c in conns))
+        assert sorted(results, key=len) == [[], [9002]]
+    finally:
+        for c in conns:
+            await c.close()

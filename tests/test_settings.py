@@ -4,6 +4,7 @@ import pytest
 
 from callcycle import settings as settings_mod
 from callcycle.settings import SettingsError
+from crm_sync.config import CrmSyncSettings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -80,3 +81,25 @@ def test_feature_sections_take_environment_overrides_for_keys_no_file_mentions(t
     from lifecycle.config import LifecycleSettings
 
     assert s.feature("lifecycle", LifecycleSettings).hot_threshold == 85
+
+
+def test_environment_numbers_follow_the_field_not_the_files_spelling(tmp_path):
+    cfg = write(tmp_path, "[server]\nshutdown_grace = 10\n[asterisk.servers.branch]\nhost = \"10.0.0.5\"\n")
+    s = settings_mod.load(cfg, {"CALLCYCLE_SERVER_SHUTDOWN_GRACE": "2.5",
+                                "CALLCYCLE_CRM_SYNC_RETRY_SCHEDULE": "0,1,5,30",
+                                "CALLCYCLE_ASTERISK_BRANCH_PORT": "5039"})   # a key the table leaves out
+    assert s.server.shutdown_grace == 2.5
+    assert s.feature("crm_sync", CrmSyncSettings).retry_schedule == (0.0, 1.0, 5.0, 30.0)
+    assert s.asterisk.servers["branch"].port == 5039
+
+
+@pytest.mark.parametrize("text, env, message", [
+    ('[database]\nurl = "postgresql://cc:hunter2@db/cc"\n', {}, "database.url holds a password"),
+    ("", {"CALLCYCLE_API_TOKENS": "alice:agent:same-token-0123456789,bob:admin:same-token-0123456789"},
+     "'alice' and 'bob' have the same token"),
+    ("", {"CALLCYCLE_SERVER_LOG_LEVEL": "verbose"}, "server.log_level must be"),
+    ('[server]\nlog_format = "xml"\n', {}, "server.log_format must be"),
+])
+def test_mistakes_that_would_leak_a_secret_or_crash_later_stop_start_up(tmp_path, text, env, message):
+    with pytest.raises(SettingsError, match=message):
+        settings_mod.load(write(tmp_path, text), env)

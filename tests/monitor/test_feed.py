@@ -85,7 +85,12 @@ async def test_feed_endpoints_refuse_no_token_and_the_crm_role(aiohttp_client, m
     client = await aiohttp_client(init_app(monitor_settings(), with_pbx=False))
     for path in ("/monitor/ws", "/monitor/events", "/monitor/snapshot", "/metrics"):
         assert (await client.get(path)).status == 401, path
+        assert (await client.get(path, headers=auth("crm"))).status == 403, path
+    for path in ("/monitor/ws", "/monitor/events"):   # browsers cannot set headers on these two
         assert (await client.get(path, params={"access_token": ROLE_TOKENS["crm"]})).status == 403, path
+    # anywhere else a token in the URL (history, Referer, proxy logs) is not taken
+    for path in ("/monitor/snapshot", "/metrics"):
+        assert (await client.get(path, params={"access_token": ROLE_TOKENS["supervisor"]})).status == 401, path
     page = await client.get("/monitor")  # public, and holds no data: only the login form
     assert page.status == 200 and 'id="login-form"' in await page.text()
 
