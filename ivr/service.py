@@ -59,6 +59,8 @@ class IvrService:
         self.sessions: dict[tuple[str, str], Session] = {}
         self.observers: list[Observer] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._retries: set[asyncio.Task[None]] = set()   # outcomes waiting for the database
+        self.pending_commits = 0
         self._region = settings.default_region or lifecycle.settings.default_region
         self.stopping = False
 
@@ -150,7 +152,7 @@ class IvrService:
             campaign_id=v.get("CALLCYCLE_CAMPAIGN_ID") or None,
             attempt_id=v.get("CALLCYCLE_ATTEMPT_ID") if outbound else None,
             contact_id=contact_id, state=state, stamps=tuple(session.stamps),
-            started_at=session.started_at, ended_at=self.clock.now(), error=session.error), seen)
+            started_at=session.started_at, ended_at=session.ended_at or self.clock.now(), error=session.error), seen)
         log.info("ivr_session_recorded", flow=session.flow.name, outcome=state.outcome, node=state.node,
                  call_id=committed.call_id, contact_id=contact_id)
         return committed
@@ -160,6 +162,38 @@ class IvrService:
             return
         async with self.lifecycle.pool.acquire() as conn:
             await repository.add_error(conn, committed.session_id, error)
+
+    def commit_later(self, session: Session, state: State) -> None:
+        """Keep trying to commit an outcome the database refused (it is restarting), with
+        back-off, until it is recorded or the server stops (then it is logged as lost)."""
+        async def retry() -> None:
+            delay, tries = 1.0, 0
+            try:
+                while True:
+                    await asyncio.sleep(delay)
+                    tries += 1
+                    try:
+                        await self.commit(session, state)
+                    except Exception as exc:  # noqa: BLE001 - the database is still away
+                        log.warning("ivr_commit_retry_failed", flow=session.flow.name, linkedid=session.linkedid,
+                                    tries=tries, error=f"{type(exc).__name__}: {exc}"[:300])
+                        delay = min(delay * 2, 30.0)
+                        continue
+                    self.observe("committed", session, outcome=state.outcome)
+                    log.info("ivr_commit_recovered", flow=session.flow.name, linkedid=session.linkedid, tries=tries)
+                    return
+            except asyncio.CancelledError:
+                log.error("ivr_outcome_not_recorded", flow=session.flow.name, linkedid=session.linkedid,
+                          outcome=state.outcome, node=state.node, reason="server stopped with the database away")
+                raise
+        self.pending_commits += 1
+        task = asyncio.ensure_future(retry())
+        self._retries.add(task)
+        task.add_done_callback(self._retry_done)
+
+    def _retry_done(self, task: asyncio.Task[None]) -> None:
+        self._retries.discard(task)
+        self.pending_commits -= 1
 
     def hang_up_later(self, session: Session) -> None:
         """Hang up a channel we stopped driving (now, or once AMI is back): a channel parked
@@ -207,6 +241,11 @@ class IvrService:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._background:
             await asyncio.wait(set(self._background), timeout=5)
+        if self._retries:   # a last chance for outcomes waiting for the database
+            await asyncio.wait(set(self._retries), timeout=grace or 5)
+            for task in set(self._retries):
+                task.cancel()
+            await asyncio.gather(*self._retries, return_exceptions=True)
 
 
 class _CallHandler:

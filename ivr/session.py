@@ -54,6 +54,7 @@ class Session:
     finished: bool = False
     committed: bool = False
     end_reason: str = ""
+    ended_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.gone = asyncio.Event()
@@ -221,6 +222,7 @@ class Session:
             return None
         self.committed = True
         self.state = state
+        self.ended_at = self.service.clock.now()
         self._stamp(state)
         self.service.observe("commit_started", self, outcome=state.outcome)
         for attempt, pause in enumerate((0.2, 1.0, 0.0), start=1):
@@ -230,11 +232,14 @@ class Session:
                 # One transaction: a failed attempt left nothing behind, so trying again is safe.
                 log.exception("ivr_commit_failed", flow=self.flow.name, outcome=state.outcome, attempt=attempt)
                 if not pause:
-                    return None
+                    break
                 await asyncio.sleep(pause)
                 continue
             self.service.observe("committed", self, outcome=state.outcome)
             return result
+        # the database is away longer than a blip (a restart): the call goes on without us
+        # waiting, and the outcome is kept and committed once the database is back
+        self.service.commit_later(self, state)
         return None
 
     def _stamp(self, state: State) -> None:

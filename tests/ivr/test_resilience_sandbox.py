@@ -107,3 +107,29 @@ async def test_transfer_to_an_agent_leaves_the_ivr_and_dials_the_agent(make_ivr,
                                if "agent1@sim-agent" in e.dest_channel], 15, "the agent dialled")
     assert dial[0].dial_status == "ANSWER"
     assert ivr.service.sessions == {}
+
+
+@pytest.fixture
+def own_postgres(tmp_path):
+    from tests.crm_sync.test_pg_restart import OwnPostgres
+
+    pg = OwnPostgres(tmp_path / "pg")
+    try:
+        yield pg
+    finally:
+        pg.server.cleanup()
+
+
+async def test_a_call_that_ends_while_postgres_is_down_is_recorded_once_it_is_back(own_postgres, make_ivr):
+    # the caller must not wait for the database, and the outcome must not be lost with it
+    ivr = await make_ivr(DATABASE_URL=own_postgres.url)
+    linkedid = await ivr.call(SIM_DIGIT="2", SIM_DIGIT_DELAY="5", SIM_TALK="4")
+    await _in_menu_wait(ivr, linkedid)
+    await own_postgres.stop()
+    await poll(lambda: ivr.service.pending_commits == 1, 30, "the outcome waiting for the database")
+    await poll(lambda: ivr.service.sessions == {}, 15, "the call ended without its record")
+    await own_postgres.start()
+    s = await ivr.session(linkedid, timeout=90)
+    assert (s["outcome"], s["intent"], s["digits"]) == ("completed", "low_intent", "2")
+    assert ivr.service.pending_commits == 0
+    assert await ivr.pool.fetchval("SELECT count(*) FROM ivr_sessions WHERE linkedid = $1", linkedid) == 1
