@@ -184,8 +184,12 @@ class Dialing:
         (see dialer.dnc): a do-not-call addition and this dial are serial. None if not sent."""
         now = self.d.clock.now()
         async with self.d.pool.acquire() as conn, conn.transaction():
-            if await repo.hold_fence(conn, self.campaign.id, self.token) is None:
+            state = await repo.hold_fence(conn, self.campaign.id, self.token)
+            if state is None:
                 raise LeaseLost(self.campaign.id)
+            if state is not CampaignState.RUNNING:   # paused or stopped since the reservation
+                await self._end_unsent(conn, r, None, f"campaign_{state}", now)
+                return None
             if await dnc.blocked_now(conn, r.contact_id, r.phone):
                 await self._end_unsent(conn, r, Disposition.REFUSED, "dnc_at_dial", now)
                 return None
@@ -223,7 +227,7 @@ class Dialing:
                 if not result.success and trace.linkedid is None:   # no channel was ever created
                     trace.originate_reason = trace.originate_reason or result.reason
                     self.d.observer.end_unseen(attempt_id, "hangup")
-            except OriginateOutcomeUnknown:
+            except (OriginateOutcomeUnknown, TimeoutError):   # no OriginateResponse in time, either way
                 log.warning("dialer_originate_outcome_unknown", attempt_id=attempt_id)
                 await self.look_up([attempt_id])
             except PbxError as exc:

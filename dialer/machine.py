@@ -61,7 +61,8 @@ ATTEMPT_TRANSITIONS: dict[tuple[A, Signal], A] = {
 IN_FLIGHT = frozenset({A.DIALING, A.RINGING, A.ANSWERED})
 NEEDS_AGENT = frozenset({A.WAITING})
 
-# Q.850 hangup causes of an unanswered call, when no OriginateResponse told us the reason.
+# Q.850 hangup causes of an unanswered call: they decide when no OriginateResponse told us
+# the reason, or when it only said "hangup" (the far end ended it before an answer).
 _CAUSES = {17: D.BUSY, 21: D.BUSY, 18: D.NO_ANSWER, 19: D.NO_ANSWER, 34: D.CONGESTION, 38: D.CONGESTION,
            41: D.CONGESTION, 42: D.CONGESTION, 1: D.FAILED, 3: D.FAILED, 28: D.FAILED}
 _LOST = frozenset({"vanished_during_ami_outage", "unseen"})   # ended while nobody listened
@@ -131,11 +132,13 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
         return D.ABANDONED if waited >= patience_s else D.ANSWERED
     if last is A.ANSWERED:
         return D.UNKNOWN if t.end_reason in _LOST else D.ANSWERED
-    if t.originate_reason in _ORIGINATE:
+    if t.originate_reason in _ORIGINATE and t.originate_reason != "hangup":
         return _ORIGINATE[t.originate_reason]
-    for cause in t.causes:
+    for cause in t.causes:   # "hangup" only says the far end ended it: the cause says why
         if cause in _CAUSES:
             return _CAUSES[cause]
+    if t.originate_reason == "hangup":
+        return D.NO_ANSWER
     return D.UNKNOWN if t.end_reason in _LOST else D.FAILED
 
 

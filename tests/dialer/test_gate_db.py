@@ -244,3 +244,16 @@ async def test_an_agent_approving_a_resting_number_in_preview_does_not_lift_the_
         await svc.approve(preview.id, plead, "agent-7")
         refused.append((await pdialing.reserve(plead)).rule)
     assert refused == ["abandon_rest", "machine_today"]
+
+
+async def test_a_pause_between_the_reservation_and_the_originate_dials_nothing(app):
+    cid, (lead,) = await campaign_with(app, ["+14155550136"])
+    dialing = await dialing_for(app, cid)
+    reserved = await dialing.reserve(lead)
+    await app[keys.DIALER].control(cid, "pause", "supervisor-1")
+    assert await dialing.originate(reserved) is None          # nothing reaches Asterisk
+    row = await lead_row(app, lead)
+    assert (row["state"], row["attempts"]) == ("ready", 0)      # dialed on resume, not used up
+    async with app[keys.DB].acquire() as conn:
+        attempt = await conn.fetchrow("SELECT * FROM dialer_attempts WHERE id = $1", reserved.attempt_id)
+    assert attempt["dialed_at"] is None and attempt["detail"]["not_dialed"] == "campaign_paused"

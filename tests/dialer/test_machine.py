@@ -51,6 +51,11 @@ def test_an_attempt_moves_only_along_the_table():
     ((Signal.RING, Signal.END), {"causes": [0, 17]}, D.BUSY),
     ((Signal.RING, Signal.END), {"causes": [34]}, D.CONGESTION),
     ((Signal.RING, Signal.END), {"causes": [19]}, D.NO_ANSWER),
+    # "hangup" only says the far end ended it before an answer: the cause says why
+    ((Signal.END,), {"originate_reason": "hangup", "causes": [1]}, D.FAILED),       # unallocated number
+    ((Signal.RING, Signal.END), {"originate_reason": "hangup", "causes": [21]}, D.BUSY),   # rejected
+    ((Signal.RING, Signal.END), {"originate_reason": "hangup", "causes": [34]}, D.CONGESTION),
+    ((Signal.RING, Signal.END), {"originate_reason": "hangup", "causes": [16]}, D.NO_ANSWER),
     ((Signal.RING, Signal.END), {}, D.FAILED),
     ((Signal.RING, Signal.END), {"end_reason": "vanished_during_ami_outage"}, D.UNKNOWN),
     ((Signal.ANSWER, Signal.END), {"end_reason": "unseen"}, D.UNKNOWN),
