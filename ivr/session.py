@@ -173,7 +173,10 @@ class Session:
             if io.transfer is None:
                 await self.channel.hangup()
         except (CallerGone, ChannelFailed) as exc:
-            # The outcome is decided; a caller leaving during the goodbye changes nothing.
+            # The outcome is decided; a caller leaving during the goodbye changes nothing. A
+            # channel we can no longer drive must not stay parked in AsyncAGI, though.
+            if isinstance(exc, ChannelFailed) and not self.gone.is_set():
+                self.service.hang_up_later(self)
             if io.transfer is not None:
                 await self.service.note_error(await commit, f"caller gone before the transfer ({exc})")
                 return
@@ -200,6 +203,8 @@ class Session:
             self.service.observe("transferred", self, queue=node.queue, agent=node.agent, priority=priority)
         except (CallerGone, ChannelFailed, Exception) as exc:  # noqa: BLE001 - recorded, never raised
             log.warning("ivr_transfer_failed", flow=self.flow.name, error=str(exc))
+            if not self.gone.is_set():   # not redirected: it would wait in AsyncAGI for ever
+                self.service.hang_up_later(self)
             await self.service.note_error(committed, f"transfer failed: {exc}")
 
     async def _failed(self, state: State | None, why: str) -> None:

@@ -62,6 +62,20 @@ async def test_ami_down_longer_than_the_grace_ends_the_session_and_the_channel_i
     await poll(lambda: ivr.events.find(ev.CallEnded, linkedid=linkedid), 20, "the channel hung up")
 
 
+async def test_ami_lost_during_the_goodbye_the_channel_is_still_hung_up_when_it_returns(make_ivr, proxy):
+    ivr = await make_ivr(port=proxy.port, CALLCYCLE_IVR_RECONNECT_GRACE="2")
+    linkedid = await ivr.call(SIM_DIGIT="2", SIM_DIGIT_DELAY="1", SIM_TALK="40")
+    ivr.service.observers.append(lambda kind, s, _t, d: proxy.block() if (
+        kind == "prompt_sent" and s.linkedid == linkedid and d.get("sound") == "auth-thankyou") else None)
+    s = await ivr.session(linkedid, timeout=20)
+    assert (s["outcome"], s["intent"]) == ("completed", "low_intent")   # decided before the goodbye
+    await poll(lambda: ivr.service.sessions == {}, 10, "the session ended")
+    proxy.unblock()
+    # the goodbye (and our hang-up after it) never ran: the caller, who stays 40 s, must not
+    # be left parked in AsyncAGI
+    await poll(lambda: ivr.events.find(ev.CallEnded, linkedid=linkedid), 20, "the channel hung up")
+
+
 async def test_call_that_vanishes_during_an_ami_outage_ends_its_session_with_that_outcome(make_ivr, proxy):
     ivr = await make_ivr(port=proxy.port)
     linkedid = await ivr.call(SIM_DIGIT="", SIM_TALK="3")   # the caller hangs up ~3 s in, unseen
