@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 import uuid
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -38,6 +39,15 @@ class Engine:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
+        deps.observer.on_change = self._attempt_changed
+
+    def _attempt_changed(self, t: Any) -> None:
+        """A call of ours rang, was answered, queued, connected or ended: its campaign's
+        runner looks again now rather than at its next tick (attempt ids are d<campaign>-...)."""
+        head = t.attempt_id[1:].split("-", 1)[0]
+        runner = self.runners.get(int(head)) if t.attempt_id.startswith("d") and head.isdigit() else None
+        if runner is not None:
+            runner.wake.set()
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self._run(), name="dialer-engine")

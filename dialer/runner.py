@@ -48,6 +48,7 @@ class CampaignRunner:
         self.wake = asyncio.Event()
         self.live: dict[str, asyncio.Task[None]] = {}
         self.pending = 0
+        self.fresh = 0          # lines reserving, or dialed but not seen in an event yet
         self.lines_started = 0
         self.last: dict[str, Any] = {}
         self.last_inputs: dict[str, Any] | None = None
@@ -152,7 +153,9 @@ class CampaignRunner:
     def _decide(self, campaign: Campaign, policy: Any, now: float) -> Decision:
         s = campaign.settings
         traces = [t for t in (self.d.observer.get(a) for a in self.live) if t is not None]
-        in_flight = self.pending + sum(t.state in IN_FLIGHT for t in traces)
+        # a line just dialed has no trace until its first event: it is in flight all the same
+        self.fresh = self.pending + len(self.live) - len(traces)
+        in_flight = self.fresh + sum(t.state in IN_FLIGHT for t in traces)
         waiting = sum(t.state in NEEDS_AGENT for t in traces)
         if campaign.mode is Mode.AGENTLESS:   # no agents: keep max_lines busy
             n = max(0, s.max_lines - len(self.live) - self.pending)
@@ -179,7 +182,8 @@ class CampaignRunner:
             agents_free_soon=tuple(self.stats.expected_remaining(e) for e in elapsed), lines_in_flight=in_flight,
             answered_waiting=waiting, stats=self.stats, abandon_target=campaign.settings.abandon_target,
             max_lines=campaign.settings.max_lines, agents_busy_elapsed=elapsed,
-            lines_in_flight_ages=tuple(max(0.0, now - t.first_seen) for t in traces if t.state in IN_FLIGHT))
+            lines_in_flight_ages=(0.0,) * self.fresh + tuple(max(0.0, now - t.first_seen)
+                                                             for t in traces if t.state in IN_FLIGHT))
         self.last_inputs = {**inputs_summary(inputs), "agents_free_soon": [round(x, 1) for x in inputs.agents_free_soon],
                             "answer_probability": round(self.stats.answer_probability(now), 4)}
         return inputs

@@ -99,3 +99,20 @@ def test_a_refused_lead_waits_for_its_retry_time_or_closes():
     ending = CampaignSettings(ends_at=(NOW + timedelta(hours=1)).isoformat())
     closed = after_refusal("calling_window", NOW + timedelta(hours=3), ending)
     assert closed.done and (closed.final_disposition, closed.final_reason) == ("refused", "calling_window")
+
+
+def test_a_change_in_one_of_its_calls_wakes_the_campaigns_runner_at_once():
+    import asyncio
+    from types import SimpleNamespace
+
+    from dialer.engine import Engine
+    from dialer.observer import AttemptObserver
+
+    observer = AttemptObserver()
+    engine = Engine(SimpleNamespace(observer=observer), None, None)  # type: ignore[arg-type]
+    seven, eight = SimpleNamespace(wake=asyncio.Event()), SimpleNamespace(wake=asyncio.Event())
+    engine.runners.update({7: seven, 8: eight})
+    t = CallTrace("d7-41-0123456789ab", 100.0)
+    observer._signal(t, Signal.RING)                       # what the router's events do
+    assert seven.wake.is_set() and not eight.wake.is_set()
+    observer._signal(CallTrace("ivrtest-1", 100.0), Signal.RING)   # not a campaign's: ignored
