@@ -27,7 +27,8 @@ from typing import Any, Protocol
 
 from callcycle.logs import get_logger
 from pbx import events as ev
-from pbx.calls import Call, CallTable
+from pbx.call_table import CallTable
+from pbx.calls import Call
 from pbx.parsing import MalformedEvent, parse
 from pbx.queues import QueueTable
 
