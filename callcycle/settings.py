@@ -147,29 +147,19 @@ def load(
     return _build(merged, env)
 
 
-def _feature_env(section: str, cls: type, data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """``CALLCYCLE_<SECTION>_<FIELD>`` for every field of a feature section's dataclass,
-    including fields that no TOML file mentions."""
+def _fields_env(cls: type, path: tuple[str, ...], data: dict[str, Any], env: Mapping[str, str],
+                skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``CALLCYCLE_<PATH>_<FIELD>`` for every field of ``cls``, including fields that no TOML
+    file mentions (a feature setting, or the port of a server given only its host)."""
     for f in dataclasses.fields(cls):
-        name = sources.env_name((section, f.name))
-        if name not in env:
+        name = sources.env_name((*path, f.name))
+        if f.name in skip or name not in env:
             continue
         like = data.get(f.name, f.default if f.default is not dataclasses.MISSING else "")
         if like is None or isinstance(like, tuple):
             like = list(like) if isinstance(like, tuple) else ""
         data[f.name] = sources.coerce(env[name], like, name)
     return data
-
-
-def _server_env(name: str, raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """``CALLCYCLE_ASTERISK_<NAME>_<FIELD>`` also for fields the server's table leaves out
-    (a server given only its host can still get its port from the environment)."""
-    for f in dataclasses.fields(AsteriskServer):
-        key = sources.env_name(("asterisk", "servers", name, f.name))
-        if f.name in ("name", "secret") or f.name in raw or key not in env:
-            continue
-        raw[f.name] = sources.coerce(env[key], f.default, key)
-    return raw
 
 
 def _parse_tokens(raw: str) -> tuple[ApiToken, ...]:
@@ -219,7 +209,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         raise SettingsError("[asterisk.servers] must name at least one server")
     servers = {}
     for name, raw in servers_raw.items():
-        raw = _server_env(name, dict(raw), env)
+        raw = _fields_env(AsteriskServer, ("asterisk", "servers", name), dict(raw), env, skip=("name", "secret"))
         secret = env.get(sources.env_name(("asterisk", "servers", name, "secret")), "")
         if not secret and name == default:
             secret = env.get("CALLCYCLE_AMI_SECRET", "")
@@ -227,7 +217,7 @@ def _build(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     if default not in servers:
         raise SettingsError(f"[asterisk] default = {default!r} names no configured server")
     features = {
-        name: sources.typed(cls, _feature_env(name, cls, dict(data.get(name, {})), env), name)
+        name: sources.typed(cls, _fields_env(cls, (name,), dict(data.get(name, {})), env), name)
         for name, cls in sections.items()
     }
     return Settings(
