@@ -68,7 +68,9 @@ class DialFacts:
     attempts_today: int
     last_abandoned_at: datetime | None
     machine_at: datetime | None
-    guaranteed_agent: bool = False       # an agent is reserved for this call (preview)
+    # An agent is reserved for this call. Nothing sets it yet: an approved preview lead's
+    # answered call joins the shared queue under the 2 s rule, so it guarantees nobody.
+    guaranteed_agent: bool = False
 
 
 @dataclass(frozen=True)

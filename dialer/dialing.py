@@ -13,7 +13,6 @@ fencing token (``repository.hold_fence``) so a leader that lost its lease stops 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
 from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
 from dialer.models import Campaign, CampaignState, Disposition, Mode
+from dialer.originate import new_attempt_id, originate_request
 from dialer.observer import AttemptObserver
 from dialer.pacing import CampaignStats
 from lifecycle.models import CallOutcome, Direction
@@ -111,7 +111,7 @@ class Dialing:
                 return None
             facts = await self._facts(conn, lead, now)
             verdict = compliance.check(facts, self.rules) if facts else compliance.Verdict(False, "no_contact")
-            if verdict.allowed and await self._in_call(conn, lead["phone"]):
+            if verdict.allowed and await repo.number_in_call(conn, lead["phone"]):
                 verdict = compliance.Verdict(False, "in_call", now + timedelta(minutes=2), verdict.record)
             if not verdict.allowed:
                 nxt = after_refusal(verdict.rule or "refused", verdict.retry_at, self.campaign.settings)
@@ -123,8 +123,9 @@ class Dialing:
             s = self.campaign.settings
             if not await repo.count_attempt(conn, lead_id, day, s.max_attempts, s.max_attempts_per_day, now):
                 return None
-            attempt_id = f"d{self.campaign.id}-{lead_id}-{uuid.uuid4().hex[:12]}"
-            request = self._request(attempt_id, lead["phone"], lead["contact_id"])
+            attempt_id = new_attempt_id(self.campaign.id, lead_id)
+            request = originate_request(self.campaign, self.d.settings, attempt_id, lead["phone"],
+                                        lead["contact_id"])
             claim.append(attempt_id)
             self.claimed.add(attempt_id)
             await repo.insert_attempt(conn, attempt_id, lead, self.token, self.d.holder, verdict.record,
@@ -141,41 +142,7 @@ class Dialing:
             phone=lead["phone"], now=now, time_zones=tuple(contact["time_zones"]), dnc_listed=listed,
             contact_dnc=contact["do_not_call"], consent=contact["consent"], attempts=lead["attempts"],
             attempts_on=lead["attempts_day_date"], attempts_today=lead["attempts_day"],
-            last_abandoned_at=abandoned_at, machine_at=machine_at,
-            # An approved preview lead does not guarantee an agent: its answered call joins
-            # the shared queue under the 2 s rule like any other, so the rest rules apply.
-            guaranteed_agent=False)
-
-    @staticmethod
-    async def _in_call(conn: asyncpg.Connection, phone: str) -> bool:
-        """Another campaign's call to this number is live (never ring a person twice at once)."""
-        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM dialer_attempts WHERE phone = $1 AND "
-                                   "ended_at IS NULL)", phone)
-
-    def _request(self, attempt_id: str, phone: str, contact_id: int) -> OriginateRequest:
-        s, srv = self.campaign.settings, self.d.settings
-        agentless = self.campaign.mode is Mode.AGENTLESS
-        variables = {
-            "CALLCYCLE_CAMPAIGN_ID": str(self.campaign.id),
-            "CALLCYCLE_CONTACT_ID": str(contact_id),
-            "CALLCYCLE_DIRECTION": "outbound",
-            "CALLCYCLE_AMD": "1" if s.amd else "0",
-            "CALLCYCLE_AMD_PARAMS": srv.amd_params,
-            "CALLCYCLE_ON_MACHINE": s.on_machine,
-            "CALLCYCLE_MACHINE_MSG": s.machine_message or "",
-            "CALLCYCLE_TARGET": "ivr" if agentless else "queue",
-            "CALLCYCLE_QUEUE": s.queue,
-            "CALLCYCLE_FLOW": s.flow or "",
-            "CALLCYCLE_CONNECT_S": "2",
-            "CALLCYCLE_SAFE_HARBOUR_MSG": s.safe_harbour_message or srv.safe_harbour_message,
-        }
-        for item in srv.originate_variables:
-            name, _, value = item.partition("=")
-            variables[name.strip()] = value.strip()
-        # The dial string is the template with the validated E.164 number and nothing else.
-        return OriginateRequest(attempt_id=attempt_id, channel=srv.trunk.format(number=phone),
-                                context="callcycle-dialer", exten="s", caller_id=s.caller_id_for(phone),
-                                timeout_s=s.ring_timeout(srv), variables={k: v for k, v in variables.items() if v})
+            last_abandoned_at=abandoned_at, machine_at=machine_at)
 
     # -- originate --------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from callcycle.logs import get_logger
 from dialer import repository as repo
 from dialer.dialing import Deps
 from dialer.lease import Lease
+from dialer.originate import campaign_of
 from dialer.runner import CampaignRunner
 from dialer.service import DialerService
 
@@ -43,9 +44,8 @@ class Engine:
 
     def _attempt_changed(self, t: Any) -> None:
         """A call of ours rang, was answered, queued, connected or ended: its campaign's
-        runner looks again now rather than at its next tick (attempt ids are d<campaign>-...)."""
-        head = t.attempt_id[1:].split("-", 1)[0]
-        runner = self.runners.get(int(head)) if t.attempt_id.startswith("d") and head.isdigit() else None
+        runner looks again now rather than at its next tick."""
+        runner = self.runners.get(campaign_of(t.attempt_id))   # type: ignore[arg-type]
         if runner is not None:
             runner.wake.set()
 

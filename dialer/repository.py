@@ -194,6 +194,12 @@ async def insert_refusal(conn: asyncpg.Connection, campaign_id: int, lead_id: in
 
 # -- numbers ----------------------------------------------------------------------------------
 
+async def number_in_call(conn: asyncpg.Connection, phone: str) -> bool:
+    """Another campaign's call to this number is live (never ring a person twice at once)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM dialer_attempts WHERE phone = $1 AND "
+                               "ended_at IS NULL)", phone)
+
+
 async def number_facts(conn: asyncpg.Connection, phone: str) -> tuple[datetime | None, datetime | None]:
     """(last abandoned at, last answering machine at); the row lock serialises two
     campaigns reaching for the same number."""
