@@ -48,7 +48,6 @@ class CampaignRunner:
         self.wake = asyncio.Event()
         self.live: dict[str, asyncio.Task[None]] = {}
         self.pending = 0
-        self.fresh = 0          # lines reserving, or dialed but not seen in an event yet
         self.lines_started = 0
         self.last: dict[str, Any] = {}
         self.last_inputs: dict[str, Any] | None = None
@@ -154,8 +153,8 @@ class CampaignRunner:
         s = campaign.settings
         traces = [t for t in (self.d.observer.get(a) for a in self.live) if t is not None]
         # a line just dialed has no trace until its first event: it is in flight all the same
-        self.fresh = self.pending + len(self.live) - len(traces)
-        in_flight = self.fresh + sum(t.state in IN_FLIGHT for t in traces)
+        fresh = self.pending + len(self.live) - len(traces)
+        in_flight = fresh + sum(t.state in IN_FLIGHT for t in traces)
         waiting = sum(t.state in NEEDS_AGENT for t in traces)
         if campaign.mode is Mode.AGENTLESS:   # no agents: keep max_lines busy
             n = max(0, s.max_lines - len(self.live) - self.pending)
@@ -164,11 +163,12 @@ class CampaignRunner:
             n = max(0, min(len(self.hopper), s.max_lines - in_flight))
             decision = Decision(n, {"mode": "preview", "approved_in_hopper": len(self.hopper), "lines_to_dial": n})
         else:
-            decision = policy.decide(self._inputs(campaign, now, in_flight, waiting, traces))
+            decision = policy.decide(self._inputs(campaign, now, in_flight, waiting, traces, fresh))
         self.last = {"at": now, "decision": decision.explanation, "lines_to_dial": decision.lines_to_dial}
         return decision
 
-    def _inputs(self, campaign: Campaign, now: float, in_flight: int, waiting: int, traces: list) -> PacingInputs:
+    def _inputs(self, campaign: Campaign, now: float, in_flight: int, waiting: int, traces: list,
+                fresh: int) -> PacingInputs:
         q = self.d.server.router.queues.queues.get(campaign.settings.queue)
         members = [m for m in q.members.values() if not m.paused and m.status != DEVICE_UNAVAILABLE] if q else []
         ready = sum(m.available for m in members)
@@ -182,8 +182,8 @@ class CampaignRunner:
             agents_free_soon=tuple(self.stats.expected_remaining(e) for e in elapsed), lines_in_flight=in_flight,
             answered_waiting=waiting, stats=self.stats, abandon_target=campaign.settings.abandon_target,
             max_lines=campaign.settings.max_lines, agents_busy_elapsed=elapsed,
-            lines_in_flight_ages=(0.0,) * self.fresh + tuple(max(0.0, now - t.first_seen)
-                                                             for t in traces if t.state in IN_FLIGHT))
+            lines_in_flight_ages=(0.0,) * fresh + tuple(max(0.0, now - t.first_seen)
+                                                        for t in traces if t.state in IN_FLIGHT))
         self.last_inputs = {**inputs_summary(inputs), "agents_free_soon": [round(x, 1) for x in inputs.agents_free_soon],
                             "answer_probability": round(self.stats.answer_probability(now), 4)}
         return inputs

@@ -60,7 +60,6 @@ class IvrService:
         self.observers: list[Observer] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._retries: set[asyncio.Task[None]] = set()   # outcomes waiting for the database
-        self.pending_commits = 0
         self._region = settings.default_region or lifecycle.settings.default_region
         self.stopping = False
 
@@ -186,14 +185,14 @@ class IvrService:
                 log.error("ivr_outcome_not_recorded", flow=session.flow.name, linkedid=session.linkedid,
                           outcome=state.outcome, node=state.node, reason="server stopped with the database away")
                 raise
-        self.pending_commits += 1
         task = asyncio.ensure_future(retry())
         self._retries.add(task)
-        task.add_done_callback(self._retry_done)
+        task.add_done_callback(self._retries.discard)
 
-    def _retry_done(self, task: asyncio.Task[None]) -> None:
-        self._retries.discard(task)
-        self.pending_commits -= 1
+    @property
+    def pending_commits(self) -> int:
+        """Outcomes waiting for the database to come back."""
+        return len(self._retries)
 
     def hang_up_later(self, session: Session) -> None:
         """Hang up a channel we stopped driving (now, or once AMI is back): a channel parked
