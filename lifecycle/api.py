@@ -14,7 +14,7 @@ from callcycle.errors import NotFound, decimal_id, json_response, read_json
 from lifecycle import importer, phones
 from lifecycle.errors import NoSuchContact, NoSuchTask, ValidationFailed
 from lifecycle.models import Contact, NewContact, Task
-from lifecycle.openapi import document, validate
+from lifecycle.openapi import aware_time, document, validate
 from lifecycle.service import LifecycleService
 
 
@@ -61,13 +61,7 @@ def _int(request: web.Request, name: str, default: int | None = None, minimum: i
 
 
 def _time(request: web.Request, name: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(request.query[name])
-    except (KeyError, ValueError):
-        raise ValidationFailed(name, "an ISO 8601 date-time with offset is required") from None
-    if value.tzinfo is None:
-        raise ValidationFailed(name, "needs a UTC offset")
-    return value
+    return aware_time(request.query.get(name), name)
 
 
 def _phones(raw: list[str], region: str) -> tuple[phones.Phone, ...]:

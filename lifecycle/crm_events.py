@@ -7,14 +7,14 @@ A contact is named by ``contact_id``, ``external_id`` or ``phone`` (first found 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
 from lifecycle import phones, repository as repo
-from lifecycle.errors import NoSuchContact, ValidationFailed
+from lifecycle.errors import NoSuchContact
 from lifecycle.models import NewContact, TaskState
+from lifecycle.openapi import aware_time, iso_date
 from lifecycle.steps import add_dnc, create_contact, update_contact
 from lifecycle.unit import ContactUnit, Context
 
@@ -69,8 +69,8 @@ async def stage_changed(conn: asyncpg.Connection, ctx: Context, data: dict[str, 
 
 async def purchase_recorded(conn: asyncpg.Connection, ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     unit = await _unit(conn, ctx, data)
-    at = _aware(data["purchased_at"], "data.purchased_at") if data.get("purchased_at") else ctx.now
-    renewal = _date(data["renewal_date"], "data.renewal_date") if data.get("renewal_date") else None
+    at = aware_time(data["purchased_at"], "data.purchased_at") if data.get("purchased_at") else ctx.now
+    renewal = iso_date(data["renewal_date"], "data.renewal_date") if data.get("renewal_date") else None
     await repo.insert_purchase(conn, unit.contact.id, data.get("ref"), data.get("amount"), at, renewal)
     if renewal is not None:
         await unit.update(renewal_date=renewal)
@@ -107,24 +107,6 @@ async def dnc_added(conn: asyncpg.Connection, ctx: Context, data: dict[str, Any]
     e164 = phones.normalise(data["phone"], ctx.settings.default_region, "data.phone")
     contact = await add_dnc(conn, ctx, e164, CAUSE)
     return {"contact_id": contact.id if contact else None}
-
-
-def _aware(value: str, field: str) -> datetime:
-    # jsonschema's "date-time" format is not checked without rfc3339-validator: parse here
-    try:
-        at = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(field, "an ISO 8601 date-time with offset") from None
-    if at.tzinfo is None:
-        raise ValidationFailed(field, "needs a UTC offset")
-    return at
-
-
-def _date(value: str, field: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(field, "an ISO 8601 date") from None
 
 
 HANDLERS: dict[str, Handler] = {

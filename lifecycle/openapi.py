@@ -5,6 +5,7 @@ the handlers accept)."""
 from __future__ import annotations
 
 import functools
+from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -165,3 +166,22 @@ def _field(prefix: str, path: Any) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "body"
+
+
+def aware_time(value: Any, field: str) -> datetime:
+    """An ISO 8601 date-time with a UTC offset, or 422 naming ``field`` (jsonschema's
+    "date-time" format checks nothing without rfc3339-validator)."""
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(field, "an ISO 8601 date-time with offset is required") from None
+    if at.tzinfo is None:
+        raise ValidationFailed(field, "needs a UTC offset")
+    return at
+
+
+def iso_date(value: Any, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(field, "an ISO 8601 date") from None

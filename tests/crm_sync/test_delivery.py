@@ -248,7 +248,3 @@ async def test_a_binary_answer_is_logged_and_does_not_stall_the_worker(db_pool, 
     assert len(receiver.requests) == 3 and receiver.requests[0].headers["accept-encoding"] == "identity"
     body = await db_pool.fetchval("SELECT response_body FROM webhook_attempts LIMIT 1")
     assert "\x00" not in body and "ok" in body
-
-
-async def _delivered(pool, n: int) -> bool:
-    return await count(pool, "state = 'delivered'") == n
