@@ -174,16 +174,22 @@ def call_row(call_id: int, o: CallOutcome, stage: Stage) -> tuple[Any, ...]:
             o.started_at, o.ended_at)
 
 
-async def last_touch_at(conn: asyncpg.Connection, contact_id: int) -> datetime | None:
-    return await conn.fetchval("SELECT last_touch_at FROM contacts WHERE id = $1", contact_id)
+# A claim made before $1 and not followed up since: the lead goes back to the shared pool.
+_STALE_CLAIM = """owner_agent IS NOT NULL AND claimed_at < $1
+                  AND (last_touch_at IS NULL OR last_touch_at < claimed_at)"""
 
 
 async def stale_claims(conn: asyncpg.Connection, older_than: datetime, limit: int = 500) -> list[int]:
     """Claimed contacts not touched since a claim made before ``older_than``."""
     return [r["id"] for r in await conn.fetch(
-        """SELECT id FROM contacts WHERE owner_agent IS NOT NULL AND claimed_at < $1
-             AND (last_touch_at IS NULL OR last_touch_at < claimed_at)
-           ORDER BY claimed_at LIMIT $2 FOR UPDATE SKIP LOCKED""", older_than, limit)]
+        f"""SELECT id FROM contacts WHERE {_STALE_CLAIM}
+            ORDER BY claimed_at LIMIT $2 FOR UPDATE SKIP LOCKED""", older_than, limit)]
+
+
+async def claim_is_stale(conn: asyncpg.Connection, contact_id: int, older_than: datetime) -> bool:
+    """:func:`stale_claims`' test for one contact."""
+    return await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $2 AND {_STALE_CLAIM})",
+                               older_than, contact_id)
 
 
 async def search(conn: asyncpg.Connection, *, phone: str | None, stage: str | None, tag: str | None,

@@ -149,34 +149,31 @@ class LifecycleService:
         async with self.transaction() as (conn, ctx):
             unit = await ContactUnit.load(conn, ctx, contact_id)
             owner = unit.contact.owner_agent
-            if owner is not None and not await self._claim_lapsed(conn, unit.contact, ctx.now):
+            windows = self._claim_windows()
+            if owner is not None and windows and not await repo.claim_is_stale(
+                    conn, contact_id, ctx.now - max(w for _, w in windows)):
                 if owner == agent:
                     return unit.contact   # already theirs: claiming again does not restart the window
                 raise AlreadyClaimed(contact_id, owner)
-            await unit.close([c.name for c in cadence.claim_cadences(self.rules.cadences)], TaskState.CANCELLED)
+            await unit.close([name for name, _ in windows], TaskState.CANCELLED)
             await unit.update(owner_agent=agent, claimed_at=ctx.now)
             await unit.emit("contact.updated", changed=["owner_agent"])
             await unit.schedule("claimed")
             return unit.contact
 
-    async def _claim_lapsed(self, conn: asyncpg.Connection, contact: Contact, now: datetime) -> bool:
-        """The claim ran out without a follow-up (the sweep will return it to the pool)."""
-        windows = [max(t.within_hours for t in c.touches) for c in cadence.claim_cadences(self.rules.cadences)]
-        if not windows or contact.claimed_at is None:
-            return True
-        touched = await repo.last_touch_at(conn, contact.id)
-        followed_up = touched is not None and touched >= contact.claimed_at
-        return not followed_up and contact.claimed_at < now - timedelta(hours=max(windows))
+    def _claim_windows(self) -> list[tuple[str, timedelta]]:
+        """(cadence, how long a claim holds without a follow-up) of each claim cadence."""
+        return [(c.name, timedelta(hours=max(t.within_hours for t in c.touches)))
+                for c in cadence.claim_cadences(self.rules.cadences)]
 
     async def release_stale_claims(self) -> list[int]:
         """Return to the shared pool every claimed lead not followed up in time (a sweep)."""
         async with self.transaction() as (conn, ctx):
             released = []
-            for c in cadence.claim_cadences(self.rules.cadences):
-                window = max(t.within_hours for t in c.touches)
-                for contact_id in await repo.stale_claims(conn, ctx.now - timedelta(hours=window)):
+            for name, window in self._claim_windows():
+                for contact_id in await repo.stale_claims(conn, ctx.now - window):
                     unit = await ContactUnit.load(conn, ctx, contact_id)
-                    await unit.close([c.name], TaskState.CANCELLED)
+                    await unit.close([name], TaskState.CANCELLED)
                     await unit.update(owner_agent=None, claimed_at=None)
                     await unit.emit("contact.updated", changed=["owner_agent"])
                     released.append(contact_id)
