@@ -177,10 +177,10 @@ def for_audience(kind: str, entity: Entity | None, audience: Audience) -> tuple[
     if kind == "call" and entity is not None:
         # the number also shows in the caller name (carriers without a name send the number
         # there) and in channel names (a Local/{number}@... trunk)
-        masked = {**entity, "caller": mask_phone(entity["caller"]) if entity.get("caller") else entity.get("caller")}
-        for key in ("caller_name", "channel"):
+        masked = dict(entity)
+        for key, mask in (("caller", mask_phone), ("caller_name", mask_text), ("channel", mask_text)):
             if entity.get(key):
-                masked[key] = mask_text(entity[key])
+                masked[key] = mask(entity[key])
         if entity.get("channels"):
             masked["channels"] = [mask_text(c) for c in entity["channels"]]
         return True, masked

@@ -59,6 +59,12 @@ async def end_attempt(app, dialing: Dialing, attempt_id: str, *signals: Signal) 
     await dialing.record(attempt_id, t)
 
 
+async def abandon_one_and_reach_a_machine_on_the_other(app, dialing: Dialing, lead: int, lead2: int) -> None:
+    r1, r2 = await dialing.reserve(lead), await dialing.reserve(lead2)
+    await end_attempt(app, dialing, r1.attempt_id, Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END)
+    await end_attempt(app, dialing, r2.attempt_id, Signal.ANSWER, Signal.MACHINE, Signal.END)
+
+
 async def lead_row(app, lead_id: int):
     async with app[keys.DB].acquire() as conn:
         return await conn.fetchrow("SELECT * FROM dialer_leads WHERE id = $1", lead_id)
@@ -213,9 +219,7 @@ async def test_an_abandoned_number_rests_72_hours_and_a_machine_the_rest_of_the_
     cid, (lead, lead2) = await campaign_with(app, ["+14155550131", "+14155550132"], max_attempts=5,
                                              max_attempts_per_day=5)
     dialing = await dialing_for(app, cid)
-    r1, r2 = await dialing.reserve(lead), await dialing.reserve(lead2)
-    await end_attempt(app, dialing, r1.attempt_id, Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END)
-    await end_attempt(app, dialing, r2.attempt_id, Signal.ANSWER, Signal.MACHINE, Signal.END)
+    await abandon_one_and_reach_a_machine_on_the_other(app, dialing, lead, lead2)
     async with app[keys.DB].acquire() as conn:
         await conn.execute("UPDATE dialer_leads SET next_at = $1", app[keys.CLOCK].now())
     assert (await dialing.reserve(lead)).rule == "abandon_rest"
@@ -229,9 +233,7 @@ async def test_an_agent_approving_a_resting_number_in_preview_does_not_lift_the_
     cid, (lead, lead2) = await campaign_with(app, ["+14155550134", "+14155550135"], max_attempts=5,
                                              max_attempts_per_day=5)
     dialing = await dialing_for(app, cid)
-    r1, r2 = await dialing.reserve(lead), await dialing.reserve(lead2)
-    await end_attempt(app, dialing, r1.attempt_id, Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END)
-    await end_attempt(app, dialing, r2.attempt_id, Signal.ANSWER, Signal.MACHINE, Signal.END)
+    await abandon_one_and_reach_a_machine_on_the_other(app, dialing, lead, lead2)
     svc = app[keys.DIALER]
     preview = await svc.create("preview", "preview", {"max_attempts": 5, "max_attempts_per_day": 5})
     contacts = [(await lead_row(app, x))["contact_id"] for x in (lead, lead2)]
