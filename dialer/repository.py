@@ -110,6 +110,18 @@ async def insert_leads(conn: asyncpg.Connection, campaign_id: int, rows: Sequenc
     return len(result)
 
 
+async def schedule_callback(conn: asyncpg.Connection, campaign_id: int, contact_id: int, at: datetime,
+                            priority: int, now: datetime) -> bool:
+    """The contact's lead is due at ``at``, whatever it was; a finished lead opens again (the
+    gate still applies its caps and rules when it is dialed). False if it is being dialed."""
+    status = await conn.execute(
+        """UPDATE dialer_leads SET next_at = $3, priority = $4, source = 'callback', state = 'ready',
+                  final_disposition = NULL, final_reason = NULL, updated_at = $5
+           WHERE campaign_id = $1 AND contact_id = $2 AND state IN ('ready', 'done')""",
+        campaign_id, contact_id, at, priority, now)
+    return status != "UPDATE 0"
+
+
 async def hopper_batch(conn: asyncpg.Connection, campaign_id: int, now: datetime, limit: int,
                        exclude: Sequence[int], approved_only: bool) -> list[int]:
     """Lead ids due now, best first: callbacks and due tasks carry a higher priority."""

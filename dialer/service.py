@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from callcycle.clock import Clock
 from crm_sync import outbox
-from dialer import repository as repo
+from dialer import leads as lead_sources, repository as repo
 from dialer.config import DialerSettings
 from dialer.errors import CampaignStateConflict, InvalidCampaign, NoSuchCampaign, NoSuchLead
 from dialer.machine import campaign_action
@@ -23,9 +23,6 @@ from dialer.pacing import make_policy
 from dialer.live import live_key
 from lifecycle.service import LifecycleService
 
-# Hopper order: a scheduled callback first, then due cadence tasks, then by score.
-PRIORITY = {"callback": 2000, "task": 1000}
-_PAGE = 500
 
 
 class DialerService:
@@ -117,96 +114,24 @@ class DialerService:
     # -- leads ----------------------------------------------------------------------------------
 
     async def add_leads(self, campaign_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        """Leads from a lifecycle segment (stage, tag, score range), due cadence tasks (of a
-        kind), named contacts, or scheduled callbacks ({contact_id, at})."""
+        """Leads from the sources the body names (see :mod:`dialer.leads`)."""
         campaign = await self.get(campaign_id)
         if campaign.state in (CampaignState.STOPPED, CampaignState.FINISHED):
             raise CampaignStateConflict({"state": str(campaign.state)})
-        rows: list[tuple[int, str, str, int | None, int]] = []
-        callbacks: list[tuple[int, datetime]] = []
-        if "segment" in body:
-            rows += await self._segment(body["segment"])
-        if "tasks" in body:
-            rows += await self._tasks(body["tasks"])
-        if "contact_ids" in body:
-            rows += await self._contacts(body["contact_ids"], "contact", 0)
-        if "callbacks" in body:
-            for i, cb in enumerate(body["callbacks"] if isinstance(body["callbacks"], list) else [None]):
-                try:
-                    at = datetime.fromisoformat(cb["at"])
-                    contact_id = int(cb["contact_id"])
-                    if at.tzinfo is None:
-                        raise ValueError("no UTC offset")
-                except (TypeError, KeyError, ValueError):
-                    raise InvalidCampaign(f"callbacks[{i}]", "{contact_id, at (ISO 8601 with offset)}") from None
-                rows += await self._contacts([contact_id], "callback", PRIORITY["callback"])
-                callbacks.append((contact_id, at))
-        if not any(k in body for k in ("segment", "tasks", "contact_ids", "callbacks")):
-            raise InvalidCampaign("body", "one of segment, tasks, contact_ids, callbacks")
+        rows, callbacks = await lead_sources.from_body(self.lifecycle, body)
         now = self.clock.now()
         missed: list[int] = []
         async with self.pool.acquire() as conn, conn.transaction():
             added = await repo.insert_leads(conn, campaign_id, rows, now, now)
             for contact_id, at in callbacks:
-                # due at its time, whatever it was; a finished lead opens again (the gate still
-                # applies its caps and rules when it is dialed); one being dialed now is not moved
-                status = await conn.execute(
-                    """UPDATE dialer_leads SET next_at = $3, priority = $4, source = 'callback', state = 'ready',
-                              final_disposition = NULL, final_reason = NULL, updated_at = $5
-                       WHERE campaign_id = $1 AND contact_id = $2 AND state IN ('ready', 'done')""",
-                    campaign_id, contact_id, at, PRIORITY["callback"], now)
-                if status == "UPDATE 0":
-                    missed.append(contact_id)
+                if not await repo.schedule_callback(conn, campaign_id, contact_id, at,
+                                                    lead_sources.PRIORITY["callback"], now):
+                    missed.append(contact_id)   # being dialed now: not moved
         out: dict[str, Any] = {"added": added, "offered": len(rows)}
         if callbacks:
             out["callbacks_scheduled"] = len(callbacks) - len(missed)
             out["callbacks_not_scheduled"] = missed   # their lead is being dialed: ask again after
         return out
-
-    async def _segment(self, seg: Any) -> list[tuple[int, str, str, int | None, int]]:
-        if not isinstance(seg, dict) or set(seg) - {"stage", "tag", "min_score", "max_score"}:
-            raise InvalidCampaign("segment", "{stage, tag, min_score, max_score}")
-        for key in ("stage", "tag"):
-            if seg.get(key) is not None and not isinstance(seg[key], str):
-                raise InvalidCampaign(f"segment.{key}", "a string")
-        for key in ("min_score", "max_score"):
-            if seg.get(key) is not None and not _small_int(seg[key]):
-                raise InvalidCampaign(f"segment.{key}", "an integer")
-        rows, offset = [], 0
-        while True:
-            page = await self.lifecycle.search(stage=seg.get("stage"), tag=seg.get("tag"),
-                                               min_score=seg.get("min_score"), max_score=seg.get("max_score"),
-                                               limit=_PAGE, offset=offset)
-            rows += [(c.id, c.phone, "segment", None, c.score) for c in page if c.phone]
-            if len(page) < _PAGE:
-                return rows
-            offset += _PAGE
-
-    async def _tasks(self, spec: Any) -> list[tuple[int, str, str, int | None, int]]:
-        if not isinstance(spec, dict) or set(spec) - {"kind", "limit"}:
-            raise InvalidCampaign("tasks", "{kind, limit}")
-        limit = spec.get("limit", 1000)
-        if not _small_int(limit) or limit < 1:
-            raise InvalidCampaign("tasks.limit", "an integer from 1 (at most 10000 are taken)")
-        if spec.get("kind") is not None and not isinstance(spec["kind"], str):
-            raise InvalidCampaign("tasks.kind", "a string")
-        tasks = await self.lifecycle.due_tasks(kind=spec.get("kind"), limit=min(limit, 10000))
-        rows = []
-        for task in tasks:
-            contact = await self.lifecycle.get(task.contact_id)
-            if contact.phone:
-                rows.append((contact.id, contact.phone, "task", task.id, PRIORITY["task"] + contact.score))
-        return rows
-
-    async def _contacts(self, ids: Any, source: str, priority: int) -> list[tuple[int, str, str, int | None, int]]:
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise InvalidCampaign("contact_ids", "a list of contact ids")
-        rows = []
-        for contact_id in ids:
-            contact = await self.lifecycle.get(contact_id)
-            if contact.phone:
-                rows.append((contact.id, contact.phone, source, None, priority + contact.score))
-        return rows
 
     async def leads(self, campaign_id: int, state: str | None, limit: int, offset: int) -> list[Lead]:
         await self.get(campaign_id)
@@ -304,7 +229,3 @@ def _name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
         raise InvalidCampaign("name", "1-200 characters")
     return name.strip()
-
-
-def _small_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -(2**31) < value < 2**31
