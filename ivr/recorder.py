@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from callcycle.logs import get_logger
 from ivr import repository
 from ivr.interpreter import State
@@ -62,6 +64,23 @@ RESERVE = ("calls", "ivr_sessions")
 
 
 async def commit(lifecycle: LifecycleService, e: Ended, seen: Snapshot | None = None) -> Committed:
+    """Record the session, once: if it is recorded already (a retry after a commit whose
+    reply was lost), what was recorded is returned and nothing is written again."""
+    try:
+        return await _commit(lifecycle, e, seen)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != repository.ONCE:
+            raise
+        async with lifecycle.pool.acquire() as conn:
+            row = await repository.recorded(conn, e.server, e.linkedid, e.channel, e.started_at)
+        if row is None:   # recorded, then deleted before we looked: nothing to add
+            raise
+        log.info("ivr_session_already_recorded", session_id=row["id"], call_id=row["call_id"],
+                 linkedid=e.linkedid)
+        return Committed(row["id"], row["call_id"], None, tuple(row["refused"]), row["priority"])
+
+
+async def _commit(lifecycle: LifecycleService, e: Ended, seen: Snapshot | None) -> Committed:
     """Record the session. Given ``seen``, the contact as the session read it when it began
     (LifecycleService.snapshot with RESERVE), everything goes in one statement that commits
     on its own, without a transaction: one round trip where the locked path below takes

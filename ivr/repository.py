@@ -54,6 +54,20 @@ def hold_session(pending: Pending, session_id: int, r: SessionRow,
     pending.insert(_INSERT_STEPS, (session_id, kinds, nodes, digits, ats))
 
 
+ONCE = "ivr_sessions_once"   # the unique index that names a session (migration 0700)
+
+
+async def recorded(conn: Any, server: str, linkedid: str, channel: str, started_at: datetime) -> Any:
+    """The session already recorded under this name (id, call_id, priority, refused nodes), or None."""
+    return await conn.fetchrow(
+        """SELECT s.id, s.call_id, s.priority,
+                  array(SELECT node FROM ivr_steps WHERE session_id = s.id AND kind = 'refused' ORDER BY seq)
+                      AS refused
+             FROM ivr_sessions s
+            WHERE s.server = $1 AND s.linkedid = $2 AND s.channel = $3 AND s.started_at = $4""",
+        server, linkedid, channel, started_at)
+
+
 async def add_error(conn: Any, session_id: int, error: str) -> None:
     await conn.execute("UPDATE ivr_sessions SET error = concat_ws('; ', error, $2::text) WHERE id = $1",
                        session_id, error)

@@ -234,7 +234,8 @@ class Session:
             try:
                 result = await self.service.commit(self, state)
             except Exception:
-                # One transaction: a failed attempt left nothing behind, so trying again is safe.
+                # One transaction: a failed attempt left nothing behind, or (its reply lost
+                # after COMMIT) all of it, which the next attempt finds (recorder.commit).
                 log.exception("ivr_commit_failed", flow=self.flow.name, outcome=state.outcome, attempt=attempt)
                 if not pause:
                     break

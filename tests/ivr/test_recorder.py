@@ -6,6 +6,7 @@ one locked transaction, or one statement checked against the contact's version."
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -47,8 +48,12 @@ def walk(name: str, *answers, contact=None):
     return flow, s
 
 
+_CALLS = itertools.count(1)
+
+
 async def _record(lifecycle, flow, state, contact_id, seen=None, **changes):
-    fields = dict(server="main", linkedid="1.1", channel="Local/x;1", flow=flow.name, flow_version=flow.version,
+    """Record one session; each is a call of its own unless ``linkedid`` says otherwise."""
+    fields = dict(server="main", linkedid=f"{next(_CALLS)}.1", channel="Local/x;1", flow=flow.name, flow_version=flow.version,
                   direction=Direction.INBOUND, campaign_id=None, attempt_id=None, contact_id=contact_id, state=state,
                   stamps=(NOW,) * len(state.records), started_at=NOW - timedelta(seconds=30), ended_at=NOW)
     return await recorder.commit(lifecycle, recorder.Ended(**{**fields, **changes}), seen)
@@ -162,6 +167,27 @@ async def test_outcome_tags_stage_and_outbox_commit_together_or_not_at_all(recor
     assert done.contact.tags == ("high_intent",) and done.priority == 5
     types = [t for t, _d in await outbox(db_pool, c.id)]
     assert types[-4:] == ["call.completed", "contact.tagged", "contact.score_changed", "ivr.intent_tagged"]
+
+
+@pytest.mark.parametrize("path", ["locked", "unlocked"])
+async def test_a_commit_retried_after_its_reply_was_lost_records_the_session_once(path, lifecycle, db_pool):
+    """The connection dropped after COMMIT reached the server: the session retries the same
+    outcome (with the snapshot it took when it began) and gets the first record back."""
+    c = await lifecycle.find_or_create_by_phone("+14155550119")
+    flow, s = walk("screening", Keys("1"))
+    seen = await lifecycle.snapshot(c.id, recorder.RESERVE) if path == "unlocked" else None
+    first = await _record(lifecycle, flow, s, c.id, seen, linkedid="7.1")
+    events = await outbox(db_pool, c.id)
+    again = await _record(lifecycle, flow, s, c.id, seen, linkedid="7.1")
+    assert (again.session_id, again.call_id, again.priority) == (first.session_id, first.call_id, 5)
+    assert await db_pool.fetchval("SELECT count(*) FROM ivr_sessions") == 1
+    assert await db_pool.fetchval("SELECT count(*) FROM calls") == 1
+    assert await outbox(db_pool, c.id) == events
+    assert (await lifecycle.get(c.id)).score == first.contact.score
+    # another session of the same call (the caller sent back to the menu) is its own record
+    later = await _record(lifecycle, flow, s, c.id, linkedid="7.1", started_at=NOW - timedelta(seconds=5))
+    assert later.session_id != first.session_id
+    assert await db_pool.fetchval("SELECT count(*) FROM calls") == 2
 
 
 async def test_a_caller_without_a_usable_number_is_recorded_without_a_contact(record, lifecycle, db_pool):
