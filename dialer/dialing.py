@@ -24,7 +24,8 @@ from callcycle.logs import get_logger
 from dialer import compliance, dnc, repository as repo
 from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
-from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
+from dialer.machine import (LOST, CallTrace, after_attempt, after_refusal, attempt_fields, complete_unseen,
+                            disposition, ended_family)
 from dialer.models import Campaign, CampaignState, Disposition, Mode
 from dialer.originate import new_attempt_id, originate_request
 from dialer.observer import AttemptObserver
@@ -236,6 +237,8 @@ class Dialing:
     async def record(self, attempt_id: str, t: CallTrace) -> None:
         """Store the outcome once, fenced: attempt, lead, number facts, lifecycle call
         record and its outbox rows commit together."""
+        if t.end_reason in LOST:
+            await self._complete_unseen(attempt_id, t)
         d = disposition(t)
         now = self.d.clock.now()
         async with self.d.lifecycle.transaction() as (conn, ctx):
@@ -265,6 +268,20 @@ class Dialing:
                 await repo.set_call_id(conn, attempt_id, await record_call(unit, outcome))
         self._learn(t, d, fields)
         log.info("dialer_attempt_recorded", campaign_id=self.campaign.id, attempt_id=attempt_id, disposition=str(d))
+
+    async def _complete_unseen(self, attempt_id: str, t: CallTrace) -> None:
+        """An attempt that ended while nobody listened: the dialplan kept how an answered
+        call went (machine.complete_unseen); without that it is recorded as it was seen."""
+        seen = {ended_family(at) for at in (t.answered_at or t.first_seen, t.ended_at or t.first_seen)}
+        for family in sorted(seen):
+            try:
+                value = await self.d.server.actions.db_get(family, attempt_id)
+            except PbxError as exc:
+                log.warning("dialer_unseen_end_unread", attempt_id=attempt_id, error=str(exc))
+                return
+            if value is not None and complete_unseen(t, value):
+                log.info("dialer_unseen_end_completed", attempt_id=attempt_id, state=str(t.before_end))
+                return
 
     def _learn(self, t: CallTrace, d: Disposition, f: dict[str, Any]) -> None:
         """Feed the pacing statistics (times in epoch seconds)."""

@@ -65,7 +65,7 @@ NEEDS_AGENT = frozenset({A.WAITING})
 # the reason, or when it only said "hangup" (the far end ended it before an answer).
 _CAUSES = {17: D.BUSY, 21: D.BUSY, 18: D.NO_ANSWER, 19: D.NO_ANSWER, 34: D.CONGESTION, 38: D.CONGESTION,
            41: D.CONGESTION, 42: D.CONGESTION, 1: D.FAILED, 3: D.FAILED, 28: D.FAILED}
-_LOST = frozenset({"vanished_during_ami_outage", "unseen"})   # ended while nobody listened
+LOST = frozenset({"vanished_during_ami_outage", "unseen"})   # ended while nobody listened
 _ORIGINATE = {"busy": D.BUSY, "no_answer": D.NO_ANSWER, "congestion": D.CONGESTION, "failed": D.FAILED,
               "hangup": D.NO_ANSWER}
 
@@ -116,6 +116,40 @@ class CallTrace:
         return self.state is A.ENDED
 
 
+# How the dialplan's hangup handler (extensions.conf, callcycle-dialer-ended) says an answered
+# call went, for attempts whose end nobody saw: its AstDB family is per UTC day.
+_LATE = {"agent": Signal.CONNECT, "abandoned": Signal.ABANDON, "machine": Signal.MACHINE, "ended": None}
+
+
+def ended_family(epoch: float) -> str:
+    return "callcycle-ended-" + datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y%m%d")
+
+
+def complete_unseen(t: CallTrace, value: str) -> bool:
+    """Complete an attempt that ended while nobody listened (``end_reason`` in LOST) from
+    the dialplan's ``<answered epoch>:<ended epoch>:<agent|abandoned|machine|ended>:<member>``:
+    the steps it went through that we missed, and when it really ended. False if ``value``
+    is not of that form (then the trace is left as it is)."""
+    answered, ended, how, member = (value.split(":", 3) + ["", "", "", ""])[:4]
+    try:
+        answered_at, ended_at = float(answered), float(ended)
+    except ValueError:
+        return False
+    if how not in _LATE or t.end_reason not in LOST:
+        return False
+    if t.answered_at is None:
+        t.answered_at = answered_at
+    state = t.before_end if t.before_end not in (A.DIALING, A.RINGING) else A.ANSWERED
+    sig = _LATE[how]
+    nxt = ATTEMPT_TRANSITIONS.get((state, sig)) if sig is not None else None
+    if sig is Signal.CONNECT and nxt is not None:
+        t.agent = member or t.agent
+    t.before_end = nxt or state
+    t.ended_at = ended_at
+    t.end_reason = "ended_during_ami_outage"
+    return True
+
+
 def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
     """The final disposition of an ended attempt."""
     last = t.before_end
@@ -131,7 +165,7 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
         waited = (t.ended_at or 0) - (t.queued_at or 0)
         return D.ABANDONED if waited >= patience_s else D.ANSWERED
     if last is A.ANSWERED:
-        return D.UNKNOWN if t.end_reason in _LOST else D.ANSWERED
+        return D.UNKNOWN if t.end_reason in LOST else D.ANSWERED
     if t.originate_reason in _ORIGINATE and t.originate_reason != "hangup":
         return _ORIGINATE[t.originate_reason]
     for cause in t.causes:   # "hangup" only says the far end ended it: the cause says why
@@ -139,7 +173,7 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
             return _CAUSES[cause]
     if t.originate_reason == "hangup":
         return D.NO_ANSWER
-    return D.UNKNOWN if t.end_reason in _LOST else D.FAILED
+    return D.UNKNOWN if t.end_reason in LOST else D.FAILED
 
 
 def attempt_fields(t: CallTrace, d: D, started: datetime, now: datetime) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from dialer.machine import CallTrace, Signal
 from pbx import events as ev
-from pbx.calls import ATTEMPT_VARIABLE, UP, Call
+from pbx.calls import ATTEMPT_VARIABLE, UP, Call, CallState
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -70,6 +70,12 @@ class AttemptObserver:
         t.channels.update(c.name for c in call.channels.values())
         if call.answered_at is not None and t.answered_at is None:
             t.signal(Signal.ANSWER, call.answered_at)
+        if call.state is CallState.BRIDGED and t.connected_at is None:
+            # Bridged means with an agent (the queue, AMD, the safe-harbour message and an
+            # agentless flow bridge nothing): one took the call while nobody listened.
+            if t.answered_at is None:
+                t.signal(Signal.ANSWER, self._clock())
+            t.signal(Signal.CONNECT, self._clock())
         return t
 
     def end_unseen(self, attempt_id: str, reason: str) -> CallTrace:

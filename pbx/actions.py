@@ -18,7 +18,8 @@ from urllib.parse import unquote
 
 from pbx.calls import ATTEMPT_VARIABLE, status_variables
 from pbx.client import AmiClient
-from pbx.errors import AmiConnectionLost, DuplicateOriginate, OriginateOutcomeUnknown, UnsafeDialString
+from pbx.errors import (ActionFailed, AmiConnectionLost, DuplicateOriginate, OriginateOutcomeUnknown,
+                        UnsafeDialString)
 
 # Technology/resource with no dial-string separators: '&' (several destinations), ','
 # (options), '/' beyond the first, spaces, quotes. Local channels may carry '@' and ';'.
@@ -155,6 +156,17 @@ class Actions:
     async def getvar(self, channel: str, name: str) -> str:
         resp = await self.client.send({"Action": "Getvar", "Channel": channel, "Variable": name})
         return resp.get("Value", "")
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        """An AstDB value, or None if there is none (DBGet: the "reporting" class suffices)."""
+        try:
+            resp = await self.client.send({"Action": "DBGet", "Family": family, "Key": key}, as_list=True)
+        except ActionFailed:   # "Database entry not found"
+            return None
+        for msg in resp:
+            if msg.get("Event") == "DBGetResponse":
+                return msg.get("Val", "")
+        return None
 
     async def agi(self, channel: str, command: str, timeout: float = 30.0) -> AgiResult:
         """Run one AGI command on a channel parked in ``AGI(agi:async)``."""

@@ -1,5 +1,6 @@
 """Small campaigns on the real sandbox: every kind of simulated person; the 2 s rule with
-its safe-harbour message; the pacing explained through the API."""
+its safe-harbour message; the pacing explained through the API; a call that ends while
+the AMI connection is down."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import uuid
 import pytest
 
 from callcycle import keys
+from dialer.models import AttemptState
+from pbx import events as ev
 from tests.dialer.conftest import (add_contacts, audit, create_campaign, get, post, sim_number, wait_finished,
                                    zone_inside_window)
+from tests.pbx.tools import TcpProxy, eventually
 
 pytestmark = pytest.mark.asterisk
 
@@ -102,3 +106,38 @@ async def test_an_agentless_campaign_hands_answered_people_to_the_ivr_flow_which
         intents = {r["attempt_id"]: r["intent"] for r in await conn.fetch(
             "SELECT attempt_id, intent FROM calls WHERE campaign_id = $1", str(cid))}
     assert intents[by_phone[yes]["id"]] == "high_intent" and intents[by_phone[no]["id"]] == "low_intent"
+
+
+@pytest.mark.timeout(120)
+async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_recorded_as_answered(
+        make_app, dialer_env, watch, asterisk_env):
+    """The connection drops while the person is under AMD; an agent takes the call and it
+    ends before the connection is back. Nobody saw that: the dialplan's hangup handler kept
+    it in AstDB, and the attempt is recorded as answered by that agent (it was abandoned,
+    or unknown, before)."""
+    proxy = TcpProxy(int(asterisk_env.get("CALLCYCLE_ASTERISK_MAIN_PORT", "5038")))
+    await proxy.start()
+    try:
+        client = await make_app(CALLCYCLE_ASTERISK_MAIN_PORT=str(proxy.port),
+                                **{**dialer_env, "CALLCYCLE_DIALER_ORIGINATE_VARIABLES": "__SIM_AGENT_TALK=2"})
+        app = client.server.app
+        await add_contacts(app, [sim_number("answer", 41)], zone_inside_window(), "outage")
+        campaign = await create_campaign(client, "progressive", amd=True, max_attempts=1, max_attempts_per_day=1)
+        cid = campaign["id"]
+        await post(client, f"/dialer/campaigns/{cid}/leads", {"segment": {"tag": "outage"}}, 201)
+        await post(client, f"/dialer/campaigns/{cid}/start")
+        observer = app[keys.DIALER_ENGINE].d.observer
+        answered = await eventually(lambda: next((t for t in observer.traces.values()
+                                                  if t.state is AttemptState.ANSWERED), None), 30, what="an answer")
+        proxy.block()                        # AMD is still listening to the silent person
+        await eventually(lambda: watch.find(ev.CallEnded, linkedid=answered.linkedid), 40, what="the call's end")
+        assert answered.state in (AttemptState.ANSWERED, AttemptState.WAITING)   # nobody told the app
+        proxy.unblock()
+        await wait_finished(client, cid, 60)
+    finally:
+        await proxy.stop()
+    found = await audit(app, cid, watch, max_attempts=1)
+    (row,) = found["attempts"]
+    assert watch.find(ev.AgentConnect, linkedid=answered.linkedid)   # the witness saw the agent take it
+    assert (row["disposition"], row["detail"]["end"]) == ("answered", "ended_during_ami_outage")
+    assert row["agent"].startswith("agent")
