@@ -108,7 +108,7 @@ class AgiChannel:
         """An AsyncAGIExec seen by the router (every command's result passes there too)."""
         waiter = self._awaited.get(event.command_id)
         if waiter is not None and not waiter.done():
-            waiter.set_result(parse_agi_result(event.result))
+            waiter.set_result(parse_agi_result(event.result, encoded=False))
 
     async def _late_result(self, cid: str, wait: float) -> AgiResult | None:
         waiter = self._awaited.get(cid)

@@ -70,9 +70,10 @@ class AgiResult:
         return chr(value) if value > 0 else None
 
 
-def parse_agi_result(text: str) -> AgiResult:
-    """``200 result=49 (timeout) endpos=1234`` -> AgiResult(200, '49', 'timeout endpos=1234')."""
-    text = unquote(text).strip()
+def parse_agi_result(text: str, *, encoded: bool = True) -> AgiResult:
+    """``200 result=49 (timeout) endpos=1234`` -> AgiResult(200, '49', 'timeout endpos=1234').
+    ``text`` as AMI sends it (URL-encoded), or already decoded (a typed AsyncAGIExec's)."""
+    text = (unquote(text) if encoded else text).strip()
     code_s, _, rest = text.partition(" ")
     result, data = "", rest
     if rest.startswith("result="):

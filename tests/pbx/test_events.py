@@ -60,6 +60,24 @@ def test_async_agi_env_and_result_are_url_decoded():
     r = parse_agi_result("200%20result%3D49%20(timeout)%0A")
     assert (r.code, r.result, r.digit, r.data) == (200, "49", "1", "timeout")
     assert parse_agi_result("200 result=0").digit is None
+    # a variable's value holding "%41" reaches the flow as "%41", from either path
+    raw = "200%20result%3D1%20(https%3A%2F%2Fx%2F%2541)%0A"
+    assert parse_agi_result(raw).data == "https://x/%41"
+    typed = parse({"Event": "AsyncAGIExec", "Channel": "c", "Uniqueid": "u", "Linkedid": "l", "CommandId": "1",
+                   "Result": raw})
+    assert parse_agi_result(typed.result, encoded=False).data == "https://x/%41"
+
+
+async def test_an_agi_result_that_comes_as_an_event_is_decoded_once():
+    import asyncio
+
+    from ivr.channel import AgiChannel
+
+    chan = AgiChannel(None, "l", "c", asyncio.Event(), 1.0, 1.0)  # type: ignore[arg-type]
+    waiter = chan._awaited["ivr-7"] = asyncio.get_running_loop().create_future()
+    chan.on_exec(parse({"Event": "AsyncAGIExec", "Channel": "c", "Uniqueid": "u", "Linkedid": "l",
+                        "CommandId": "ivr-7", "Result": "200%20result%3D1%20(50%2541)%0A"}))
+    assert waiter.result().data == "50%41"
 
 
 def test_dial_strings_with_separators_are_refused():
