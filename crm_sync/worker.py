@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import random
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import aiohttp
@@ -33,6 +34,15 @@ log = get_logger(__name__)
 # asyncpg's own errors, RuntimeError from a closed transaction...). The worker loops
 # treat any of them as "try again later": they must never die of one.
 DB_ERRORS = (Exception,)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The database (or the driver, encoding a value) refused what a result holds, rather
+    than being away: the same batch would fail again, however long we waited."""
+    if isinstance(exc, asyncpg.PostgresError):
+        # 08 connection, 40 serialization or deadlock, 53 resources, 57 shutdown, 58 system
+        return (exc.sqlstate or "")[:2] not in ("08", "40", "53", "57", "58")
+    return isinstance(exc, (ValueError, TypeError, OverflowError))
 
 
 def _backoff(failures: int) -> float:
@@ -152,6 +162,10 @@ class Worker:
                     failures = 0
                     continue
                 except DB_ERRORS as exc:
+                    if _refused(exc):
+                        batch = await self._record_apart(batch, exc)
+                        if not batch:
+                            continue
                     # Keep the results: they are recorded once the database is back (unless the
                     # lease ran out meanwhile and another worker already sent the row again).
                     failures += 1
@@ -167,6 +181,27 @@ class Worker:
         self._slot_free.set()
         # A finished delivery may unblock the next one of its contact: look again now.
         self.wake.set()
+
+    async def _record_apart(self, batch: list[AttemptResult], exc: BaseException) -> list[AttemptResult]:
+        """One result in the batch holds what the database refuses: record them one by one,
+        a refused one without the receiver's answer, so the others are not held up behind
+        it. Returns the results to try again (the database went away meanwhile)."""
+        log.error("webhook_record_refused", worker=self.name, results=len(batch), error=f"{type(exc).__name__}: {exc}")
+        for i, result in enumerate(batch):
+            for attempt in (result, replace(result, response_body=None,
+                                             error=f"answer not recordable ({type(exc).__name__})")):
+                try:
+                    await self._record([attempt])
+                    break
+                except DB_ERRORS as one:
+                    if not _refused(one):
+                        return batch[i:]
+                    exc = one
+            else:   # not even without its answer: the lease lapses and the event is sent again
+                log.error("webhook_result_dropped", worker=self.name, delivery_id=result.delivery.id,
+                          error=f"{type(exc).__name__}: {exc}")
+                self._inflight.pop(result.delivery.id, None)
+        return []
 
     async def _flush_remaining(self) -> None:
         try:

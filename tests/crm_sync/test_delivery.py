@@ -248,3 +248,27 @@ async def test_a_binary_answer_is_logged_and_does_not_stall_the_worker(db_pool, 
     assert len(receiver.requests) == 3 and receiver.requests[0].headers["accept-encoding"] == "identity"
     body = await db_pool.fetchval("SELECT response_body FROM webhook_attempts LIMIT 1")
     assert "\x00" not in body and "ok" in body
+
+
+async def test_a_result_the_database_refuses_is_recorded_without_it_and_holds_up_no_other(
+        db_pool, receiver, clock, monkeypatch):
+    """Whatever else PostgreSQL may refuse in a receiver's answer (here: the NUL the
+    sanitizer above removes, let through), the batch is recorded result by result; the
+    refused one without its answer, the others as they are."""
+    from crm_sync import worker
+
+    async def answer(r: Received, _n: int) -> web.StreamResponse:
+        bad = r.json["data"]["contact"]["id"] == 1
+        return web.Response(text="bin\x00ary" if bad else "fine")
+
+    monkeypatch.setattr(worker, "_loggable", lambda text: text)
+    receiver.behaviour["/hook"] = answer
+    await add_endpoint(db_pool, receiver.url())
+    await emit(db_pool, [("contact.created", {"contact": contact(i), "source": "x"}, f"contact:{i}")
+                         for i in range(3)])
+    async with running_workers(db_pool, crm_settings(), clock):
+        await wait_for(lambda: _delivered(db_pool, 3), what="all three delivered")
+    rows = await db_pool.fetch("SELECT response_body, error FROM webhook_attempts ORDER BY response_body")
+    assert len(rows) == 3 and sorted(r["response_body"] or "" for r in rows) == ["", "fine", "fine"]
+    refused = next(r for r in rows if r["response_body"] is None)
+    assert refused["error"].startswith("answer not recordable")
