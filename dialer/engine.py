@@ -32,6 +32,8 @@ log = get_logger(__name__)
 def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+WIND_DOWN_S = 2.0   # of the shutdown grace, kept for recording the last calls and letting go
+
 
 class Engine:
     def __init__(self, deps: Deps, redis: aioredis.Redis, service: DialerService) -> None:
@@ -84,14 +86,16 @@ class Engine:
         return sorted(self.runners)
 
     async def stop(self, grace: float) -> None:
-        """Stop dialing everywhere; in-flight calls get ``grace`` seconds to end and be
-        recorded; what is still live then is left (in the database) to the next leader."""
+        """Stop dialing everywhere; in-flight calls get most of ``grace`` seconds to end and
+        be recorded, the runners the rest to record the last ones and let go (a runner cut
+        off while waiting for its calls would skip that); what is still live then is left
+        (in the database) to the next leader."""
         self._stopping = True
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
         for runner in list(self.runners.values()):
-            await runner.stop(grace)
+            await runner.stop(grace - min(WIND_DOWN_S, grace / 5))
         tasks = list(self._tasks.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace)

@@ -117,6 +117,34 @@ def test_a_malformed_dialplan_record_or_a_seen_end_changes_nothing():
     assert ended_family(datetime(2026, 1, 5, 23, 59, 59, tzinfo=timezone.utc).timestamp()) == "callcycle-ended-20260105"
 
 
+async def test_the_engine_leaves_its_runners_time_to_wind_down_after_the_calls_grace():
+    """The calls get most of the shutdown grace; a runner whose calls take all of it still
+    has time to record them and let go before the engine gives up on it."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from dialer.engine import Engine
+    from dialer.observer import AttemptObserver
+
+    engine = Engine(SimpleNamespace(observer=AttemptObserver()), None, None)  # type: ignore[arg-type]
+    runner, let_go = SimpleNamespace(stopped=asyncio.Event(), grace=0.0), []
+
+    async def stop(grace: float) -> None:
+        runner.grace = grace
+        runner.stopped.set()
+
+    async def run() -> None:
+        await runner.stopped.wait()
+        await asyncio.sleep(runner.grace)    # the live calls take all the time they are given
+        await asyncio.sleep(0.05)            # recording them, releasing the lease
+        let_go.append(True)
+
+    runner.stop = stop
+    engine.runners[1], engine._tasks[1] = runner, asyncio.create_task(run())
+    await engine.stop(1.0)
+    assert let_go and 0.5 < runner.grace < 1.0
+
+
 def test_a_call_found_bridged_after_a_reconnect_was_taken_by_an_agent():
     """It was waiting in the queue when the connection dropped; it ends after we are back,
     so its end is seen, and it must not count as a person who waited 100 s for nobody."""
