@@ -53,9 +53,9 @@ _CALLS = itertools.count(1)
 
 async def _record(lifecycle, flow, state, contact_id, seen=None, **changes):
     """Record one session; each is a call of its own unless ``linkedid`` says otherwise."""
-    fields = dict(server="main", linkedid=f"{next(_CALLS)}.1", channel="Local/x;1", flow=flow.name, flow_version=flow.version,
-                  direction=Direction.INBOUND, campaign_id=None, attempt_id=None, contact_id=contact_id, state=state,
-                  stamps=(NOW,) * len(state.records), started_at=NOW - timedelta(seconds=30), ended_at=NOW)
+    fields = dict(server="main", linkedid=f"{next(_CALLS)}.1", channel="Local/x;1", flow=flow.name,
+                  flow_version=flow.version, direction=Direction.INBOUND, campaign_id=None, attempt_id=None,
+                  contact_id=contact_id, state=state, stamps=(NOW,) * len(state.records), started_at=NOW - timedelta(seconds=30), ended_at=NOW)
     return await recorder.commit(lifecycle, recorder.Ended(**{**fields, **changes}), seen)
 
 
