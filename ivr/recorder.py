@@ -68,12 +68,12 @@ async def commit(lifecycle: LifecycleService, e: Ended, seen: Snapshot | None = 
     reply was lost), what was recorded is returned and nothing is written again."""
     try:
         return await _commit(lifecycle, e, seen)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != repository.ONCE:
-            raise
+    except asyncpg.UniqueViolationError:
+        # ivr_sessions_once, or (the one-statement path reusing the ids its snapshot
+        # reserved) the call's primary key: either way, look for the first record
         async with lifecycle.pool.acquire() as conn:
             row = await repository.recorded(conn, e.server, e.linkedid, e.channel, e.started_at)
-        if row is None:   # recorded, then deleted before we looked: nothing to add
+        if row is None:   # not a retry of this session: a conflict of its own
             raise
         log.info("ivr_session_already_recorded", session_id=row["id"], call_id=row["call_id"],
                  linkedid=e.linkedid)

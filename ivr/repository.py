@@ -54,9 +54,6 @@ def hold_session(pending: Pending, session_id: int, r: SessionRow,
     pending.insert(_INSERT_STEPS, (session_id, kinds, nodes, digits, ats))
 
 
-ONCE = "ivr_sessions_once"   # the unique index that names a session (migration 0700)
-
-
 async def recorded(conn: Any, server: str, linkedid: str, channel: str, started_at: datetime) -> Any:
     """The session already recorded under this name (id, call_id, priority, refused nodes), or None."""
     return await conn.fetchrow(

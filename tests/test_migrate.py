@@ -40,3 +40,22 @@ async def test_a_migration_longer_than_the_command_timeout_still_applies_and_the
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_the_session_once_index_keeps_the_first_of_sessions_recorded_twice(db_url):
+    # before 0700 a commit retried after its reply was lost recorded the session again
+    conn = await asyncpg.connect(db_url)
+    try:
+        once = next(m for m in migrate.discover() if m.name.startswith("ivr_session_once"))
+        await conn.execute("DROP INDEX ivr_sessions_once")   # the table as it was before
+        insert = """INSERT INTO ivr_sessions (server, linkedid, channel, flow, flow_version, direction, outcome,
+                                              last_node, started_at, ended_at)
+                    VALUES ('main', $1, 'Local/x;1', 'screening', 'v', 'inbound', $2, 'n',
+                            '2026-01-05 10:00Z', '2026-01-05 10:01Z')"""
+        for linkedid, outcome in (("1.1", "first"), ("1.1", "again"), ("2.1", "other"), ("1.1", "again")):
+            await conn.execute(insert, linkedid, outcome)
+        await conn.execute(once.sql)
+        kept = await conn.fetch("SELECT linkedid, outcome FROM ivr_sessions ORDER BY id")
+        assert [tuple(r) for r in kept] == [("1.1", "first"), ("2.1", "other")]
+    finally:
+        await conn.close()
