@@ -40,8 +40,9 @@ def _refused(exc: BaseException) -> bool:
     """The database (or the driver, encoding a value) refused what a result holds, rather
     than being away: the same batch would fail again, however long we waited."""
     if isinstance(exc, asyncpg.PostgresError):
-        # 08 connection, 40 serialization or deadlock, 53 resources, 57 shutdown, 58 system
-        return (exc.sqlstate or "")[:2] not in ("08", "40", "53", "57", "58")
+        # 22 data exception, 23 integrity constraint, 54 program limit (a value too big);
+        # anything else (a lock timeout, a read-only failover, a deploy) may pass
+        return (exc.sqlstate or "")[:2] in ("22", "23", "54")
     return isinstance(exc, (ValueError, TypeError, OverflowError))
 
 
