@@ -13,6 +13,8 @@ fencing token (``repository.hold_fence``) so a leader that lost its lease stops 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -237,7 +239,7 @@ class Dialing:
     async def record(self, attempt_id: str, t: CallTrace) -> None:
         """Store the outcome once, fenced: attempt, lead, number facts, lifecycle call
         record and its outbox rows commit together."""
-        if t.end_reason in LOST:
+        if t.end_reason in LOST or t.resynced:
             await self._complete_unseen(attempt_id, t)
         d = disposition(t)
         now = self.d.clock.now()
@@ -270,18 +272,24 @@ class Dialing:
         log.info("dialer_attempt_recorded", campaign_id=self.campaign.id, attempt_id=attempt_id, disposition=str(d))
 
     async def _complete_unseen(self, attempt_id: str, t: CallTrace) -> None:
-        """An attempt that ended while nobody listened: the dialplan kept how an answered
-        call went (machine.complete_unseen); without that it is recorded as it was seen."""
-        seen = {ended_family(at) for at in (t.answered_at or t.first_seen, t.ended_at or t.first_seen)}
-        for family in sorted(seen):
+        """An attempt whose last events may have been missed: the dialplan kept how an
+        answered call went, under the day it ended (machine.complete_unseen). Without that
+        record (never answered, or unreadable) it is recorded as it was seen."""
+        now = time.time()
+        days = sorted({ended_family(at) for at in (t.first_seen, now - 86400, now)})
+        for tries in (1, 2):
             try:
-                value = await self.d.server.actions.db_get(family, attempt_id)
-            except PbxError as exc:
-                log.warning("dialer_unseen_end_unread", attempt_id=attempt_id, error=str(exc))
+                for family in days:
+                    value = await self.d.server.actions.db_get(family, attempt_id)
+                    if value is not None and complete_unseen(t, value):
+                        log.info("dialer_unseen_end_completed", attempt_id=attempt_id, state=str(t.before_end))
+                        return
                 return
-            if value is not None and complete_unseen(t, value):
-                log.info("dialer_unseen_end_completed", attempt_id=attempt_id, state=str(t.before_end))
-                return
+            except (PbxError, TimeoutError) as exc:
+                log.warning("dialer_unseen_end_unread", attempt_id=attempt_id, error=f"{type(exc).__name__}: {exc}")
+                if tries == 1:
+                    with contextlib.suppress(TimeoutError, PbxError):
+                        await self.d.server.client.wait_connected(30)
 
     def _learn(self, t: CallTrace, d: Disposition, f: dict[str, Any]) -> None:
         """Feed the pacing statistics (times in epoch seconds)."""

@@ -90,6 +90,7 @@ class CallTrace:
     machine_message: bool = False
     digits: list[str] = field(default_factory=list)
     causes: list[int] = field(default_factory=list)
+    resynced: bool = False               # live at a resync: some of its events may have been missed
     ended_at: float | None = None
     end_reason: str | None = None
     refused_signals: int = 0
@@ -126,27 +127,32 @@ def ended_family(epoch: float) -> str:
 
 
 def complete_unseen(t: CallTrace, value: str) -> bool:
-    """Complete an attempt that ended while nobody listened (``end_reason`` in LOST) from
-    the dialplan's ``<answered epoch>:<ended epoch>:<agent|abandoned|machine|ended>:<member>``:
-    the steps it went through that we missed, and when it really ended. False if ``value``
-    is not of that form (then the trace is left as it is)."""
-    answered, ended, how, member = (value.split(":", 3) + ["", "", "", ""])[:4]
+    """Complete an attempt whose last events may have been missed (it ended while nobody
+    listened, or lived through a resync) from the dialplan's record, ``<answered epoch>:
+    <ended epoch>:<agent|abandoned|machine|ended>:<safe-harbour state>:<member>``: the steps
+    we missed and when it really ended. False if ``value`` is not of that form."""
+    answered, ended, how, safe_harbour, member = (value.split(":", 4) + [""] * 5)[:5]
     try:
         answered_at, ended_at = float(answered), float(ended)
     except ValueError:
         return False
-    if how not in _LATE or t.end_reason not in LOST:
+    if how not in _LATE or not (t.end_reason in LOST or t.resynced):
         return False
     if t.answered_at is None:
         t.answered_at = answered_at
     state = t.before_end if t.before_end not in (A.DIALING, A.RINGING) else A.ANSWERED
     sig = _LATE[how]
-    nxt = ATTEMPT_TRANSITIONS.get((state, sig)) if sig is not None else None
-    if sig is Signal.CONNECT and nxt is not None:
-        t.agent = member or t.agent
-    t.before_end = nxt or state
+    if sig is None and state is A.WAITING:
+        # it left the queue without the safe-harbour message (which is an abandon, and says
+        # so): it hung up within the 2 s, or an agent took it on a queue without setinterfacevar
+        state = A.ANSWERED
+    t.before_end = ATTEMPT_TRANSITIONS.get((state, sig), state) if sig is not None else state
+    if how == "agent":
+        t.agent = t.agent or member or None
+    t.safe_harbour = t.safe_harbour or safe_harbour or None
     t.ended_at = ended_at
-    t.end_reason = "ended_during_ami_outage"
+    if t.end_reason in LOST:
+        t.end_reason = "ended_during_ami_outage"
     return True
 
 

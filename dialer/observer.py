@@ -22,7 +22,7 @@ from typing import Any
 
 from dialer.machine import CallTrace, Signal
 from pbx import events as ev
-from pbx.calls import ATTEMPT_VARIABLE, UP, Call, CallState
+from pbx.calls import ATTEMPT_VARIABLE, UP, Call
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -64,15 +64,20 @@ class AttemptObserver:
         return t
 
     def adopt(self, attempt_id: str, call: Call) -> CallTrace:
-        """Tie a live call found after the fact (reconnect, takeover) to its attempt."""
+        """Tie a live call found after the fact (reconnect, takeover) to its attempt, and
+        take in what it became while nobody listened."""
         t = self.trace(attempt_id)
         self._link(t, call.linkedid)
+        mine = set(t.channels)
         t.channels.update(c.name for c in call.channels.values())
+        t.resynced = True
         if call.answered_at is not None and t.answered_at is None:
             t.signal(Signal.ANSWER, call.answered_at)
-        if call.state is CallState.BRIDGED and t.connected_at is None:
-            # Bridged means with an agent (the queue, AMD, the safe-harbour message and an
-            # agentless flow bridge nothing): one took the call while nobody listened.
+        # The channel our originate made is bridged only with an agent (the queue, AMD, the
+        # safe-harbour message and an agentless flow bridge nothing; a Local trunk's other
+        # half may be bridged with the carrier's channel from the answer on).
+        ours = [c for c in call.channels.values() if c.name in mine] or list(call.channels.values())[:1]
+        if t.connected_at is None and any(c.bridge_id for c in ours):
             if t.answered_at is None:
                 t.signal(Signal.ANSWER, self._clock())
             t.signal(Signal.CONNECT, self._clock())
@@ -96,7 +101,7 @@ class AttemptObserver:
             if isinstance(event, ev.AgentCompleteDetached):
                 self._agent_done(event.member_name or event.interface, event.talk_time)
             return
-        if isinstance(event, ev.CallFound):   # began before we connected: its VarSet went to nobody
+        if isinstance(event, ev.CallFound):   # live at a resync: began before we connected, or lived through it
             attempt_id = call.variables.get(ATTEMPT_VARIABLE)
             found = self.traces.get(attempt_id) if attempt_id else None
             if attempt_id and (found is None or not found.ended):

@@ -159,11 +159,14 @@ class Actions:
         return resp.get("Value", "")
 
     async def db_get(self, family: str, key: str) -> str | None:
-        """An AstDB value, or None if there is none (DBGet: the "reporting" class suffices)."""
+        """An AstDB value, or None if there is none (DBGet: the "reporting" class suffices;
+        without it, ActionFailed "Permission denied")."""
         try:
             resp = await self.client.send({"Action": "DBGet", "Family": family, "Key": key}, as_list=True)
-        except ActionFailed:   # "Database entry not found"
-            return None
+        except ActionFailed as exc:
+            if "not found" in exc.message.lower():   # "Database entry not found"
+                return None
+            raise
         for msg in resp:
             if msg.get("Event") == "DBGetResponse":
                 return msg.get("Val", "")

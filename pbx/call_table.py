@@ -116,8 +116,9 @@ class CallTable:
     def resync(self, snapshot: list[dict[str, str]], variables: dict[str, dict[str, str]] | None = None
                ) -> tuple[list[Call], list[Call]]:
         """Reconcile with ``CoreShowChannel`` rows and the channel variables a ``Status``
-        gave (uniqueid -> name -> value). Return (vanished calls, calls new to us: not seen
-        before, or seen without a variable the snapshot brings — they began before we connected).
+        gave (uniqueid -> name -> value). Return (vanished calls, calls to report as found:
+        not seen before, or seen without a variable the snapshot brings — they began before we
+        connected —, or live since before the outage — what they became meanwhile was missed).
         What was processed since :meth:`mark` wins over the snapshot: a channel that hung up
         meanwhile is not brought back, one that appeared meanwhile is kept."""
         since, self._since = self._since or _SinceMark(), None
@@ -134,6 +135,8 @@ class CallTable:
             call = self.calls.get(linkedid)
             if call is None:
                 call = self.calls[linkedid] = Call(linkedid, self.server, self.generation)
+                created.append(call)
+            elif call.generation < self.generation:
                 created.append(call)
             call.generation = self.generation
             self._resync_channels(call, rows, since.born)

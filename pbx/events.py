@@ -265,8 +265,9 @@ class CallEnded:
 
 @dataclass(frozen=True, slots=True)
 class CallFound:
-    """Synthetic: a resync after (re)connecting found this call, or a variable of it that no
-    event brought us (it began before we connected); for listeners only."""
+    """Synthetic: a resync after (re)connecting found this call live: one that began before
+    we connected (its variables come from the resync's ``Status``), or one that lived through
+    the outage (its state is what the resync found). For listeners only."""
 
     linkedid: str
 

@@ -290,4 +290,4 @@ class Router:
         for call in created:
             self._notify(call, ev.CallFound(call.linkedid))
         log.info("ami_resynced", server=self.server, live_calls=len(self.calls), vanished=len(vanished),
-                 discovered=len(created))
+                 found=len(created))

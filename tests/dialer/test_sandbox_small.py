@@ -5,16 +5,18 @@ the AMI connection is down."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
 
 from callcycle import keys
+from dialer.machine import ended_family
 from dialer.models import AttemptState
 from pbx import events as ev
 from tests.dialer.conftest import (add_contacts, audit, create_campaign, get, post, sim_number, wait_finished,
                                    zone_inside_window)
-from tests.pbx.tools import TcpProxy, eventually
+from tests.pbx.tools import TcpProxy, asterisk_cli, eventually
 
 pytestmark = pytest.mark.asterisk
 
@@ -114,7 +116,10 @@ async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_re
     """The connection drops while the person is under AMD; an agent takes the call and it
     ends before the connection is back. Nobody saw that: the dialplan's hangup handler kept
     it in AstDB, and the attempt is recorded as answered by that agent (it was abandoned,
-    or unknown, before)."""
+    or unknown, before). The handler's once-a-day clean-up removes older days."""
+    stale = ended_family(time.time() - 3 * 86400)    # the handler deletes such days, once a day
+    asterisk_cli(f"database put {stale} d9-9-old 1:2:agent::agent1")
+    asterisk_cli("dialplan set global CALLCYCLE_ENDED_CLEANED 0")
     proxy = TcpProxy(int(asterisk_env.get("CALLCYCLE_ASTERISK_MAIN_PORT", "5038")))
     await proxy.start()
     try:
@@ -141,3 +146,4 @@ async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_re
     assert watch.find(ev.AgentConnect, linkedid=answered.linkedid)   # the witness saw the agent take it
     assert (row["disposition"], row["detail"]["end"]) == ("answered", "ended_during_ami_outage")
     assert row["agent"].startswith("agent")
+    assert "0 results" in asterisk_cli(f"database show {stale}")

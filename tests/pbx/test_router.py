@@ -170,6 +170,41 @@ def test_a_call_that_began_before_we_connected_is_found_with_its_attempt_and_its
     assert sorted(found) == ["new", "plain", "seen"]
 
 
+def test_a_waiting_call_found_bridged_at_the_resync_was_taken_by_an_agent_while_nobody_listened():
+    """Two of our calls wait in the queue when the connection drops. At the resync one is
+    bridged (an agent took it); the other's far half is bridged with the carrier (a Local
+    trunk that dials on), which is no agent. The dialer learns which is which."""
+    from dialer.machine import Signal, disposition
+    from dialer.models import AttemptState as A, Disposition as D
+    from dialer.observer import AttemptObserver
+
+    router, observer = Router("main"), AttemptObserver(clock=lambda: 150.0)
+    router.add_listener(observer)
+    for linkedid, attempt in (("T", "d1-1-a"), ("N", "d1-2-b")):
+        router.feed([chan("Newchannel", linkedid, linkedid, ChannelState="0"),
+                     chan("VarSet", linkedid, linkedid, Variable="CALLCYCLE_ATTEMPT_ID", Value=attempt),
+                     chan("Newchannel", linkedid, f"{linkedid}.2", ChannelState="0"),
+                     chan("Newstate", linkedid, linkedid, ChannelState="6"),
+                     chan("QueueCallerJoin", linkedid, linkedid, Queue="sales", Position="1", Count="1")])
+    router.drain()
+    assert observer.get("d1-1-a").state is observer.get("d1-2-b").state is A.WAITING
+    router.control(Outage("cut"))
+    router.control(ResyncStart())
+
+    def row(linkedid, uniqueid, bridge):
+        return {"Event": "CoreShowChannel", "Channel": f"Local/s@sim-{uniqueid}", "Uniqueid": uniqueid,
+                "Linkedid": linkedid, "ChannelState": "6", "BridgeId": bridge}
+    router.control(Resync(channels=[row("T", "T", "b1"), row("T", "T.2", ""), row("T", "agent", "b1"),
+                                    row("N", "N", ""), row("N", "N.2", "b2"), row("N", "carrier", "b2")],
+                          queues=[], variables={}))
+    router.drain()
+    taken, waiting = observer.get("d1-1-a"), observer.get("d1-2-b")
+    assert taken.state is A.CONNECTED and taken.connected_at == 150.0 and taken.resynced
+    assert waiting.state is A.WAITING and waiting.resynced
+    taken.signal(Signal.END, 200.0)
+    assert disposition(taken) is D.ANSWERED   # not 98 s in the queue for nobody
+
+
 def test_an_agent_complete_without_channels_ends_the_agents_call_for_the_dialer_and_is_not_malformed():
     from dialer.observer import AttemptObserver
 
