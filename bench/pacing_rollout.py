@@ -10,10 +10,11 @@ for each candidate number of lines to dial now it plays ``--scenarios`` futures 
 model the shipped rule uses; later decisions follow a base rule), and picks the number with
 the least ``idle agent-seconds + lam * abandons``. Common random numbers across candidates.
 
-The base rule (``fluid``) dials ``(agents free within 12 s - answers expected within 12 s -
-margin) / (answers per new line)``. The run prints the shipped rule at fixed margins
-(``--zs``), the base rule alone and the rollout over it, all on the same customers.
-Nothing here is shipped.
+The base rule (``--base``) is the shipped rule at ``--base-z`` (ported to numba), or
+``fluid``: ``(agents free within 12 s - answers expected within 12 s - margin) / (answers
+per new line)``. The run prints the rollout, the fluid rule alone (when it is the base) and
+the shipped rule at fixed margins (``--zs``), all on the same customers. Results and
+figures: BENCHMARKS.md, issue 6. Nothing here is shipped.
 """
 
 from __future__ import annotations
