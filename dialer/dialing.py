@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -275,7 +274,7 @@ class Dialing:
         """An attempt whose last events may have been missed: the dialplan kept how an
         answered call went, under the day it ended (machine.complete_unseen). Without that
         record (never answered, or unreadable) it is recorded as it was seen."""
-        now = time.time()
+        now = self.d.clock.now().timestamp()
         days = sorted({ended_family(at) for at in (t.first_seen, now - 86400, now)})
         for tries in (1, 2):
             try:
@@ -289,7 +288,7 @@ class Dialing:
                 log.warning("dialer_unseen_end_unread", attempt_id=attempt_id, error=f"{type(exc).__name__}: {exc}")
                 if tries == 1:
                     with contextlib.suppress(TimeoutError, PbxError):
-                        await self.d.server.client.wait_connected(30)
+                        await self.d.server.client.wait_connected(5)   # within a shutdown's grace
 
     def _learn(self, t: CallTrace, d: Disposition, f: dict[str, Any]) -> None:
         """Feed the pacing statistics (times in epoch seconds)."""

@@ -120,6 +120,7 @@ class CallTrace:
 # How the dialplan's hangup handler (extensions.conf, callcycle-dialer-ended) says an answered
 # call went, for attempts whose end nobody saw: its AstDB family is per UTC day.
 _LATE = {"agent": Signal.CONNECT, "abandoned": Signal.ABANDON, "machine": Signal.MACHINE, "ended": None}
+_SAFE_HARBOUR = frozenset({"", "playing", "played"})
 
 
 def ended_family(epoch: float) -> str:
@@ -136,7 +137,7 @@ def complete_unseen(t: CallTrace, value: str) -> bool:
         answered_at, ended_at = float(answered), float(ended)
     except ValueError:
         return False
-    if how not in _LATE or not (t.end_reason in LOST or t.resynced):
+    if how not in _LATE or safe_harbour not in _SAFE_HARBOUR or not (t.end_reason in LOST or t.resynced):
         return False
     if t.answered_at is None:
         t.answered_at = answered_at
@@ -150,8 +151,8 @@ def complete_unseen(t: CallTrace, value: str) -> bool:
     if how == "agent":
         t.agent = t.agent or member or None
     t.safe_harbour = t.safe_harbour or safe_harbour or None
-    t.ended_at = ended_at
-    if t.end_reason in LOST:
+    if t.end_reason in LOST:   # a seen end keeps its time (the app's clock, like the others)
+        t.ended_at = ended_at
         t.end_reason = "ended_during_ami_outage"
     return True
 

@@ -68,16 +68,16 @@ class AttemptObserver:
         take in what it became while nobody listened."""
         t = self.trace(attempt_id)
         self._link(t, call.linkedid)
-        mine = set(t.channels)
         t.channels.update(c.name for c in call.channels.values())
         t.resynced = True
         if call.answered_at is not None and t.answered_at is None:
             t.signal(Signal.ANSWER, call.answered_at)
-        # The channel our originate made is bridged only with an agent (the queue, AMD, the
-        # safe-harbour message and an agentless flow bridge nothing; a Local trunk's other
-        # half may be bridged with the carrier's channel from the answer on).
-        ours = [c for c in call.channels.values() if c.name in mine] or list(call.channels.values())[:1]
-        if t.connected_at is None and any(c.bridge_id for c in ours):
+        # The channel our originate made (the first of the call: its uniqueid is the
+        # linkedid) is bridged only with an agent: the queue, AMD, the safe-harbour message
+        # and an agentless flow bridge nothing. Not any channel of the call: a Local trunk's
+        # other half may be bridged with the carrier's from the answer on.
+        ours = call.channels.get(call.linkedid)
+        if t.connected_at is None and ours is not None and ours.bridge_id:
             if t.answered_at is None:
                 t.signal(Signal.ANSWER, self._clock())
             t.signal(Signal.CONNECT, self._clock())

@@ -110,7 +110,7 @@ def test_an_attempt_that_ended_unseen_is_completed_from_what_the_dialplan_kept(s
 
 
 def test_a_malformed_dialplan_record_or_an_attempt_seen_to_its_end_changes_nothing():
-    for value in ("", "x:y:agent::a", "101:150:transferred::", "101"):
+    for value in ("", "x:y:agent::a", "101:150:transferred::", "101", "101:150:agent:agent3"):
         t = unseen(Signal.ANSWER, Signal.QUEUE)
         assert not complete_unseen(t, value)
         assert disposition(t) is D.ABANDONED and t.ended_at == 200.0

@@ -203,6 +203,19 @@ def test_a_waiting_call_found_bridged_at_the_resync_was_taken_by_an_agent_while_
     assert waiting.state is A.WAITING and waiting.resynced
     taken.signal(Signal.END, 200.0)
     assert disposition(taken) is D.ANSWERED   # not 98 s in the queue for nobody
+    # a second outage: the trace now knows every channel of its call, still only ours counts;
+    # and a call whose first channel the snapshot lacks tells us nothing
+    router.control(Outage("cut again"))
+    router.control(ResyncStart())
+    router.control(Resync(channels=[row("N", "N", ""), row("N", "N.2", "b2"), row("N", "carrier", "b2")],
+                          queues=[], variables={}))
+    router.drain()
+    assert waiting.state is A.WAITING
+    router.control(Outage("and again"))
+    router.control(ResyncStart())
+    router.control(Resync(channels=[row("N", "N.2", "b2"), row("N", "carrier", "b2")], queues=[], variables={}))
+    router.drain()
+    assert waiting.state is A.WAITING
 
 
 def test_an_agent_complete_without_channels_ends_the_agents_call_for_the_dialer_and_is_not_malformed():
