@@ -234,17 +234,22 @@ async def test_without_listen_polling_alone_delivers_and_with_listen_a_notify_wa
     assert uuid.UUID(receiver.requests[1].json["id"])
 
 
-async def test_a_binary_answer_is_logged_and_does_not_stall_the_worker(db_pool, receiver, clock):
-    # PostgreSQL text cannot hold NUL; a receiver answering in binary once failed every write
-    async def binary(_r: Received, _n: int) -> web.StreamResponse:
-        return web.Response(body=b"\x1f\x8b\x08\x00ok\x00\xff", content_type="application/octet-stream")
-
-    receiver.behaviour["/hook"] = binary
+async def _deliver_three(db_pool, receiver, clock, answer) -> None:
+    """Three contacts' events to one endpoint answering with ``answer``, until all are delivered."""
+    receiver.behaviour["/hook"] = answer
     await add_endpoint(db_pool, receiver.url())
     await emit(db_pool, [("contact.created", {"contact": contact(i), "source": "x"}, f"contact:{i}")
                          for i in range(3)])
     async with running_workers(db_pool, crm_settings(), clock):
         await wait_for(lambda: _delivered(db_pool, 3), what="all three delivered")
+
+
+async def test_a_binary_answer_is_logged_and_does_not_stall_the_worker(db_pool, receiver, clock):
+    # PostgreSQL text cannot hold NUL; a receiver answering in binary once failed every write
+    async def binary(_r: Received, _n: int) -> web.StreamResponse:
+        return web.Response(body=b"\x1f\x8b\x08\x00ok\x00\xff", content_type="application/octet-stream")
+
+    await _deliver_three(db_pool, receiver, clock, binary)
     assert len(receiver.requests) == 3 and receiver.requests[0].headers["accept-encoding"] == "identity"
     body = await db_pool.fetchval("SELECT response_body FROM webhook_attempts LIMIT 1")
     assert "\x00" not in body and "ok" in body
@@ -262,12 +267,7 @@ async def test_a_result_the_database_refuses_is_recorded_without_it_and_holds_up
         return web.Response(text="bin\x00ary" if bad else "fine")
 
     monkeypatch.setattr(worker, "_loggable", lambda text: text)
-    receiver.behaviour["/hook"] = answer
-    await add_endpoint(db_pool, receiver.url())
-    await emit(db_pool, [("contact.created", {"contact": contact(i), "source": "x"}, f"contact:{i}")
-                         for i in range(3)])
-    async with running_workers(db_pool, crm_settings(), clock):
-        await wait_for(lambda: _delivered(db_pool, 3), what="all three delivered")
+    await _deliver_three(db_pool, receiver, clock, answer)
     rows = await db_pool.fetch("SELECT response_body, error FROM webhook_attempts ORDER BY response_body")
     assert len(rows) == 3 and sorted(r["response_body"] or "" for r in rows) == ["", "fine", "fine"]
     refused = next(r for r in rows if r["response_body"] is None)
