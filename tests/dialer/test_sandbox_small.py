@@ -144,6 +144,10 @@ async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_re
     found = await audit(app, cid, watch, max_attempts=1)
     (row,) = found["attempts"]
     assert watch.find(ev.AgentConnect, linkedid=answered.linkedid)   # the witness saw the agent take it
+    # the channel our originate made is the first of its call (the observer's adopt relies on it)
+    tagged = {e.uniqueid: e.channel for e in watch.find(ev.VarSet, variable="CALLCYCLE_ATTEMPT_ID",
+                                                        linkedid=answered.linkedid)}
+    assert tagged.get(answered.linkedid, "").endswith(";1"), tagged
     assert (row["disposition"], row["detail"]["end"]) == ("answered", "ended_during_ami_outage")
     assert row["agent"].startswith("agent")
     assert "0 results" in asterisk_cli(f"database show {stale}")
