@@ -32,6 +32,7 @@ log = get_logger(__name__)
 def instance_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+
 WIND_DOWN_S = 2.0   # of the shutdown grace, kept for recording the last calls and letting go
 
 
