@@ -130,11 +130,13 @@ def ended_family(epoch: float) -> str:
 def complete_unseen(t: CallTrace, value: str) -> bool:
     """Complete an attempt whose last events may have been missed (it ended while nobody
     listened, or lived through a resync) from the dialplan's record, ``<answered epoch>:
-    <ended epoch>:<agent|abandoned|machine|ended>:<safe-harbour state>:<member>``: the steps
-    we missed and when it really ended. False if ``value`` is not of that form."""
-    answered, ended, how, safe_harbour, member = (value.split(":", 4) + [""] * 5)[:5]
+    <ended epoch>:<agent|abandoned|machine|ended>:<safe-harbour state>:<connect epoch>:
+    <member>``: the steps we missed and when it really ended. False if ``value`` is not of
+    that form."""
+    answered, ended, how, safe_harbour, took, member = (value.split(":", 5) + [""] * 6)[:6]
     try:
         answered_at, ended_at = float(answered), float(ended)
+        connected_at = float(took) if took else None
     except ValueError:
         return False
     if how not in _LATE or safe_harbour not in _SAFE_HARBOUR or not (t.end_reason in LOST or t.resynced):
@@ -150,6 +152,8 @@ def complete_unseen(t: CallTrace, value: str) -> bool:
     t.before_end = ATTEMPT_TRANSITIONS.get((state, sig), state) if sig is not None else state
     if how == "agent":
         t.agent = t.agent or member or None
+        if connected_at is not None and (t.connected_at is None or connected_at < t.connected_at):
+            t.connected_at = connected_at   # not when a resync first saw it bridged
     t.safe_harbour = t.safe_harbour or safe_harbour or None
     if t.end_reason in LOST:   # a seen end keeps its time (the app's clock, like the others)
         t.ended_at = ended_at

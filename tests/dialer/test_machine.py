@@ -87,16 +87,16 @@ def unseen(*signals: Signal, reason: str = "vanished_during_ami_outage") -> Call
 
 @pytest.mark.parametrize("signals, value, expected, agent", [
     # joined the queue, then the connection dropped; an agent took the call meanwhile
-    ((Signal.ANSWER, Signal.QUEUE), "101:150:agent::agent3", D.ANSWERED, "agent3"),
-    ((Signal.ANSWER,), "101:150:agent::agent3", D.ANSWERED, "agent3"),   # AMD, then an agent
-    ((Signal.ANSWER, Signal.QUEUE), "101:150:abandoned:played:", D.ABANDONED, None),
-    ((Signal.ANSWER,), "101:150:machine::", D.MACHINE, None),
-    ((Signal.RING,), "110:150:agent::agent1", D.ANSWERED, "agent1"),    # even the answer was missed
+    ((Signal.ANSWER, Signal.QUEUE), "101:150:agent::140:agent3", D.ANSWERED, "agent3"),
+    ((Signal.ANSWER,), "101:150:agent::140:agent3", D.ANSWERED, "agent3"),   # AMD, then an agent
+    ((Signal.ANSWER, Signal.QUEUE), "101:150:abandoned:played::", D.ABANDONED, None),
+    ((Signal.ANSWER,), "101:150:machine:::", D.MACHINE, None),
+    ((Signal.RING,), "110:150:agent::140:agent1", D.ANSWERED, "agent1"),    # even the answer was missed
     # left the queue without the safe-harbour message: within the 2 s, or to an agent of a
     # queue without setinterfacevar; either way not an abandon
-    ((Signal.ANSWER, Signal.QUEUE), "101:103:ended::", D.ANSWERED, None),
-    ((Signal.ANSWER, Signal.QUEUE), "101:180:ended::", D.ANSWERED, None),
-    ((Signal.ANSWER,), "101:150:ended::", D.ANSWERED, None),             # hung up before the queue
+    ((Signal.ANSWER, Signal.QUEUE), "101:103:ended:::", D.ANSWERED, None),
+    ((Signal.ANSWER, Signal.QUEUE), "101:180:ended:::", D.ANSWERED, None),
+    ((Signal.ANSWER,), "101:150:ended:::", D.ANSWERED, None),             # hung up before the queue
 ])
 def test_an_attempt_that_ended_unseen_is_completed_from_what_the_dialplan_kept(signals, value, expected, agent):
     t = unseen(*signals)
@@ -105,17 +105,19 @@ def test_an_attempt_that_ended_unseen_is_completed_from_what_the_dialplan_kept(s
     assert disposition(t) is expected and t.agent == agent
     assert t.ended_at == float(value.split(":")[1]) and t.answered_at is not None
     assert t.safe_harbour == ("played" if expected is D.ABANDONED else None)
+    assert t.connected_at == (140.0 if agent else None)   # the queue join plus its hold time
     # before: every such call was abandoned (waited "100 s" in the queue) or unknown
     assert before in (D.ABANDONED, D.UNKNOWN)
 
 
 def test_a_malformed_dialplan_record_or_an_attempt_seen_to_its_end_changes_nothing():
-    for value in ("", "x:y:agent::a", "101:150:transferred::", "101", "101:150:agent:agent3"):
+    for value in ("", "x:y:agent:::a", "101:150:transferred:::", "101", "101:150:agent:agent3",
+                  "101:150:agent::agent3", "101:150:agent::soon:agent3"):
         t = unseen(Signal.ANSWER, Signal.QUEUE)
         assert not complete_unseen(t, value)
         assert disposition(t) is D.ABANDONED and t.ended_at == 200.0
     seen = trace(Signal.ANSWER, Signal.QUEUE, Signal.ABANDON, Signal.END)
-    assert not complete_unseen(seen, "101:150:agent::agent3") and disposition(seen) is D.ABANDONED
+    assert not complete_unseen(seen, "101:150:agent::140:agent3") and disposition(seen) is D.ABANDONED
     assert ended_family(datetime(2026, 1, 5, 23, 59, 59, tzinfo=timezone.utc).timestamp()) == "callcycle-ended-20260105"
 
 
@@ -126,8 +128,9 @@ def test_an_attempt_that_lived_through_a_resync_takes_the_dialplans_record_even_
     t.resynced = True
     t.signal(Signal.END, 200.0)
     assert disposition(t) is D.ABANDONED
-    assert complete_unseen(t, "101:199:agent::agent2")
+    assert complete_unseen(t, "101:199:agent::120:agent2")
     assert disposition(t) is D.ANSWERED and t.agent == "agent2" and t.end_reason is None
+    assert (t.connected_at, t.ended_at) == (120.0, 200.0)   # a seen end keeps its time
 
 
 async def test_the_engine_leaves_its_runners_time_to_wind_down_after_the_calls_grace():

@@ -149,5 +149,6 @@ async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_re
                                                         linkedid=answered.linkedid)}
     assert tagged.get(answered.linkedid, "").endswith(";1"), tagged
     assert (row["disposition"], row["detail"]["end"]) == ("answered", "ended_during_ami_outage")
-    assert row["agent"].startswith("agent")
+    assert row["agent"].startswith("agent") and row["connected_at"] is not None
+    assert 1 <= row["talk_seconds"] <= 10            # the simulated agent talks 2 s
     assert "0 results" in asterisk_cli(f"database show {stale}")
