@@ -13,7 +13,6 @@ fencing token (``repository.hold_fence``) so a leader that lost its lease stops 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,11 +21,10 @@ import asyncpg
 
 from callcycle.clock import Clock
 from callcycle.logs import get_logger
-from dialer import compliance, dnc, repository as repo
+from dialer import compliance, dnc, repository as repo, unseen
 from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
-from dialer.machine import (LOST, CallTrace, after_attempt, after_refusal, attempt_fields, complete_unseen,
-                            disposition, ended_family)
+from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
 from dialer.models import Campaign, CampaignState, Disposition, Mode
 from dialer.originate import new_attempt_id, originate_request
 from dialer.observer import AttemptObserver
@@ -238,8 +236,7 @@ class Dialing:
     async def record(self, attempt_id: str, t: CallTrace) -> None:
         """Store the outcome once, fenced: attempt, lead, number facts, lifecycle call
         record and its outbox rows commit together."""
-        if t.end_reason in LOST or t.resynced:
-            await self._complete_unseen(attempt_id, t)
+        await unseen.complete(self.d.server, self.d.clock.now().timestamp(), attempt_id, t)
         d = disposition(t)
         now = self.d.clock.now()
         async with self.d.lifecycle.transaction() as (conn, ctx):
@@ -269,26 +266,6 @@ class Dialing:
                 await repo.set_call_id(conn, attempt_id, await record_call(unit, outcome))
         self._learn(t, d, fields)
         log.info("dialer_attempt_recorded", campaign_id=self.campaign.id, attempt_id=attempt_id, disposition=str(d))
-
-    async def _complete_unseen(self, attempt_id: str, t: CallTrace) -> None:
-        """An attempt whose last events may have been missed: the dialplan kept how an
-        answered call went, under the day it ended (machine.complete_unseen). Without that
-        record (never answered, or unreadable) it is recorded as it was seen."""
-        now = self.d.clock.now().timestamp()
-        days = sorted({ended_family(at) for at in (t.first_seen, now - 86400, now)})
-        for tries in (1, 2):
-            try:
-                for family in days:
-                    value = await self.d.server.actions.db_get(family, attempt_id)
-                    if value is not None and complete_unseen(t, value):
-                        log.info("dialer_unseen_end_completed", attempt_id=attempt_id, state=str(t.before_end))
-                        return
-                return
-            except (PbxError, TimeoutError) as exc:
-                log.warning("dialer_unseen_end_unread", attempt_id=attempt_id, error=f"{type(exc).__name__}: {exc}")
-                if tries == 1:
-                    with contextlib.suppress(TimeoutError, PbxError):
-                        await self.d.server.client.wait_connected(5)   # within a shutdown's grace
 
     def _learn(self, t: CallTrace, d: Disposition, f: dict[str, Any]) -> None:
         """Feed the pacing statistics (times in epoch seconds)."""

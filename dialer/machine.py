@@ -117,50 +117,6 @@ class CallTrace:
         return self.state is A.ENDED
 
 
-# How the dialplan's hangup handler (extensions.conf, callcycle-dialer-ended) says an answered
-# call went, for attempts whose end nobody saw: its AstDB family is per UTC day.
-_LATE = {"agent": Signal.CONNECT, "abandoned": Signal.ABANDON, "machine": Signal.MACHINE, "ended": None}
-_SAFE_HARBOUR = frozenset({"", "playing", "played"})
-
-
-def ended_family(epoch: float) -> str:
-    return "callcycle-ended-" + datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y%m%d")
-
-
-def complete_unseen(t: CallTrace, value: str) -> bool:
-    """Complete an attempt whose last events may have been missed (it ended while nobody
-    listened, or lived through a resync) from the dialplan's record, ``<answered epoch>:
-    <ended epoch>:<agent|abandoned|machine|ended>:<safe-harbour state>:<connect epoch>:
-    <member>``: the steps we missed and when it really ended. False if ``value`` is not of
-    that form."""
-    answered, ended, how, safe_harbour, took, member = (value.split(":", 5) + [""] * 6)[:6]
-    try:
-        answered_at, ended_at = float(answered), float(ended)
-        connected_at = float(took) if took else None
-    except ValueError:
-        return False
-    if how not in _LATE or safe_harbour not in _SAFE_HARBOUR or not (t.end_reason in LOST or t.resynced):
-        return False
-    if t.answered_at is None:
-        t.answered_at = answered_at
-    state = t.before_end if t.before_end not in (A.DIALING, A.RINGING) else A.ANSWERED
-    sig = _LATE[how]
-    if sig is None and state is A.WAITING:
-        # it left the queue without the safe-harbour message (which is an abandon, and says
-        # so): it hung up within the 2 s, or an agent took it on a queue without setinterfacevar
-        state = A.ANSWERED
-    t.before_end = ATTEMPT_TRANSITIONS.get((state, sig), state) if sig is not None else state
-    if how == "agent":
-        t.agent = t.agent or member or None
-        if connected_at is not None and (t.connected_at is None or connected_at < t.connected_at):
-            t.connected_at = connected_at   # not when a resync first saw it bridged
-    t.safe_harbour = t.safe_harbour or safe_harbour or None
-    if t.end_reason in LOST:   # a seen end keeps its time (the app's clock, like the others)
-        t.ended_at = ended_at
-        t.end_reason = "ended_during_ami_outage"
-    return True
-
-
 def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
     """The final disposition of an ended attempt."""
     last = t.before_end

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dialer.machine import (ATTEMPT_TRANSITIONS, CAMPAIGN_ACTIONS, CallTrace, Signal, after_attempt, after_refusal,
-                            campaign_action, complete_unseen, disposition, ended_family)
+                            campaign_action, disposition)
+from dialer.unseen import complete_unseen, ended_family
 from dialer.models import AttemptState as A, CampaignSettings, CampaignState as C, Disposition as D
 
 NOW = datetime(2026, 1, 5, 18, 0, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from callcycle import keys
-from dialer.machine import ended_family
+from dialer.unseen import ended_family
 from dialer.models import AttemptState
 from pbx import events as ev
 from tests.dialer.conftest import (add_contacts, audit, create_campaign, get, post, sim_number, wait_finished,
