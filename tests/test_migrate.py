@@ -19,14 +19,18 @@ async def test_two_instances_starting_together_apply_each_migration_once(db_url)
             await c.close()
 
 
-async def test_an_applied_migration_that_changed_stops_start_up(db_url):
-    conn = await asyncpg.connect(db_url)
-    try:
-        edited = [Migration(m.version, m.name, m.sql + "\n-- edited") for m in migrate.discover()]
-        with pytest.raises(MigrationError, match="changed after it was applied"):
-            await migrate.apply(conn, edited)
-    finally:
-        await conn.close()
+@pytest.fixture
+async def conn(db_url):
+    """A connection of its own (not the pool's: no command timeout)."""
+    c = await asyncpg.connect(db_url)
+    yield c
+    await c.close()
+
+
+async def test_an_applied_migration_that_changed_stops_start_up(conn):
+    edited = [Migration(m.version, m.name, m.sql + "\n-- edited") for m in migrate.discover()]
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await migrate.apply(conn, edited)
 
 
 async def test_a_migration_longer_than_the_command_timeout_still_applies_and_the_waiter_waits(db_url):
@@ -42,20 +46,16 @@ async def test_a_migration_longer_than_the_command_timeout_still_applies_and_the
             await c.close()
 
 
-async def test_the_session_once_index_keeps_the_first_of_sessions_recorded_twice(db_url):
+async def test_the_session_once_index_keeps_the_first_of_sessions_recorded_twice(conn):
     # before 0700 a commit retried after its reply was lost recorded the session again
-    conn = await asyncpg.connect(db_url)
-    try:
-        once = next(m for m in migrate.discover() if m.name.startswith("ivr_session_once"))
-        await conn.execute("DROP INDEX ivr_sessions_once")   # the table as it was before
-        insert = """INSERT INTO ivr_sessions (server, linkedid, channel, flow, flow_version, direction, outcome,
-                                              last_node, started_at, ended_at)
-                    VALUES ('main', $1, 'Local/x;1', 'screening', 'v', 'inbound', $2, 'n',
-                            '2026-01-05 10:00Z', '2026-01-05 10:01Z')"""
-        for linkedid, outcome in (("1.1", "first"), ("1.1", "again"), ("2.1", "other"), ("1.1", "again")):
-            await conn.execute(insert, linkedid, outcome)
-        await conn.execute(once.sql)
-        kept = await conn.fetch("SELECT linkedid, outcome FROM ivr_sessions ORDER BY id")
-        assert [tuple(r) for r in kept] == [("1.1", "first"), ("2.1", "other")]
-    finally:
-        await conn.close()
+    once = next(m for m in migrate.discover() if m.name.startswith("ivr_session_once"))
+    await conn.execute("DROP INDEX ivr_sessions_once")   # the table as it was before
+    insert = """INSERT INTO ivr_sessions (server, linkedid, channel, flow, flow_version, direction, outcome,
+                                          last_node, started_at, ended_at)
+                VALUES ('main', $1, 'Local/x;1', 'screening', 'v', 'inbound', $2, 'n',
+                        '2026-01-05 10:00Z', '2026-01-05 10:01Z')"""
+    for linkedid, outcome in (("1.1", "first"), ("1.1", "again"), ("2.1", "other"), ("1.1", "again")):
+        await conn.execute(insert, linkedid, outcome)
+    await conn.execute(once.sql)
+    kept = await conn.fetch("SELECT linkedid, outcome FROM ivr_sessions ORDER BY id")
+    assert [tuple(r) for r in kept] == [("1.1", "first"), ("2.1", "other")]
