@@ -56,6 +56,11 @@ class Queue:
 _SINCE_MAX = 100_000
 
 
+# The events that change the table: what a resync replays over its snapshot.
+_CHANGES = (ev.QueueMemberStatus, ev.QueueMemberAdded, ev.QueueMemberRemoved, ev.QueueMemberPause,
+            ev.QueueCallerJoin, ev.QueueCallerLeave, ev.QueueCallerAbandon)
+
+
 class QueueTable:
     def __init__(self) -> None:
         self.queues: dict[str, Queue] = {}
@@ -79,7 +84,7 @@ class QueueTable:
         return m
 
     def _remember(self, event: Any) -> None:
-        if self._since is not None:
+        if self._since is not None and isinstance(event, _CHANGES):
             self._since.append((event, time.time()))
             if len(self._since) > _SINCE_MAX:   # no resync came: the next one starts afresh
                 self._since = None
