@@ -225,13 +225,13 @@ class Router:
         if self.calls.merged:
             merged, self.calls.merged = self.calls.merged, []
             for gone in merged:
-                self._end(gone, ev.CallEnded(gone.linkedid, gone.end_reason, gone.hangup_cause))
+                self._end(gone, gone.hangup_cause)
         if call is None:
             return
         self.queues.apply_call_event(event)
         self._deliver(call, event)
         if call.ended_at is not None:
-            self._end(call, ev.CallEnded(call.linkedid, call.end_reason, call.hangup_cause))
+            self._end(call, call.hangup_cause)
 
     def _server_event(self, event: ev.ServerEvent) -> None:
         self.queues.apply(event)
@@ -243,8 +243,9 @@ class Router:
         else:
             self._notify(None, event)
 
-    def _end(self, call: Call, event: ev.CallEnded) -> None:
-        self._deliver(call, event)
+    def _end(self, call: Call, cause: int | None) -> None:
+        """Deliver the call's CallEnded, the last thing its handler gets."""
+        self._deliver(call, ev.CallEnded(call.linkedid, call.end_reason, cause))
         # Nothing reaches the handler after CallEnded. A handler refers back to its call, so
         # keeping it would leave the call and all its handler holds (an IVR session, its
         # tasks, the contact) as a reference cycle for the garbage collector, which frees
@@ -286,7 +287,7 @@ class Router:
         self.queues.resync(snapshot.queues)
         for call in vanished:
             log.warning("call_vanished_during_ami_outage", server=self.server, linkedid=call.linkedid)
-            self._end(call, ev.CallEnded(call.linkedid, call.end_reason, None))
+            self._end(call, None)   # its last channels hung up unseen: no cause
         for call in created:
             self._notify(call, ev.CallFound(call.linkedid))
         log.info("ami_resynced", server=self.server, live_calls=len(self.calls), vanished=len(vanished),
