@@ -79,8 +79,8 @@ class AttemptObserver:
         ours = call.channels.get(call.linkedid)
         if t.connected_at is None and ours is not None and ours.bridge_id:
             if t.answered_at is None:
-                t.signal(Signal.ANSWER, self._clock())
-            t.signal(Signal.CONNECT, self._clock())
+                self._signal(t, Signal.ANSWER)
+            self._signal(t, Signal.CONNECT)   # its runner looks again now: an agent is taken
         return t
 
     def end_unseen(self, attempt_id: str, reason: str) -> CallTrace:
