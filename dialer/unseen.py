@@ -64,12 +64,14 @@ def complete_unseen(t: CallTrace, value: str) -> bool:
 
 
 async def complete(server: PbxServer, now: float, attempt_id: str, t: CallTrace) -> None:
-    """Read the dialplan's record of an attempt whose events may be missing (today's,
-    yesterday's and the day it was first seen: a restart after midnight) and apply it. Without
-    a record (never answered, or unreadable) the attempt is recorded as it was seen."""
-    if not missed(t):
-        return
-    days = sorted({ended_family(at) for at in (t.first_seen, now - 86400, now)})
+    """Read the dialplan's record of an attempt whose events may be missing (under the day
+    it ended, today, yesterday or the day it was first seen: a restart after midnight) and
+    apply it. Without a record (never answered, or unreadable) the attempt is recorded as it
+    was seen."""
+    if not missed(t) or (t.answered_at is None and t.end_reason not in LOST):
+        return   # its end was seen, and it was never answered: there is no record
+    # the day it ended first (or, if unseen, today); then yesterday and the day first seen
+    days = list(dict.fromkeys(ended_family(at) for at in (t.ended_at or now, now, now - 86400, t.first_seen)))
     for tries in (1, 2):
         try:
             for family in days:
