@@ -185,9 +185,7 @@ class IvrService:
                 log.error("ivr_outcome_not_recorded", flow=session.flow.name, linkedid=session.linkedid,
                           outcome=state.outcome, node=state.node, reason="server stopped with the database away")
                 raise
-        task = asyncio.ensure_future(retry())
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
+        self._spawn(retry(), self._retries)
 
     @property
     def pending_commits(self) -> int:
@@ -209,10 +207,12 @@ class IvrService:
                 log.info("ivr_hangup_not_needed", channel=session.channel_name, reason=str(exc))
         self._spawn(hang_up())
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Any, into: set[asyncio.Task[Any]] | None = None) -> None:
+        """Run ``work`` in the background, kept in ``into`` (the background tasks) until done."""
+        tasks = self._background if into is None else into
         task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     # -- observing (benchmarks, metrics) -----------------------------------------------------------
 
