@@ -10,7 +10,7 @@ from aiohttp import web
 
 from callcycle import keys
 from callcycle.auth import requires
-from callcycle.errors import Invalid, json_response, read_json
+from callcycle.errors import Invalid, decimal_id, json_response, read_json
 from crm_sync import catalogue, service
 from crm_sync.config import CrmSyncSettings
 from crm_sync.machine import DeliveryState
@@ -25,10 +25,11 @@ def _settings(request: web.Request) -> CrmSyncSettings:
 def _int(value: str | None, name: str, *, default: int | None = None) -> int | None:
     if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise Invalid(f"{name} must be an integer", error_id="invalid-parameter") from None
+    found = decimal_id(value)
+    if found is None:
+        raise Invalid(f"{name} must be a whole number in ASCII digits, at most 18 of them",
+                      error_id="invalid-parameter")
+    return found
 
 
 def _endpoint_id(request: web.Request) -> int:

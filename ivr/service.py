@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from callcycle.clock import Clock
+from callcycle.errors import decimal_id
 from callcycle.logs import get_logger
 from ivr import calendar, loader, recorder, repository, sounds
 from ivr.config import IvrSettings
@@ -122,8 +123,8 @@ class IvrService:
         its version and the ids the session's commit will need (recorder.commit's ``seen``)."""
         contact_id = session.variables.get("CALLCYCLE_CONTACT_ID", "")
         try:
-            if contact_id.isdigit():
-                return await self.lifecycle.snapshot(int(contact_id), recorder.RESERVE)
+            if (known := decimal_id(contact_id)) is not None:
+                return await self.lifecycle.snapshot(known, recorder.RESERVE)
             number = session.env.get("agi_callerid", "")
             if not number or number == "unknown":
                 return None

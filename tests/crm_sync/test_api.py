@@ -164,3 +164,18 @@ async def test_cli_replays_an_event_with_its_original_id(db_pool, db_url, tmp_pa
     rows = await db_pool.fetch("SELECT event_id, replayed FROM webhook_deliveries ORDER BY id")
     assert [(r["event_id"], r["replayed"]) for r in rows] == [(event_id, False), (event_id, True)]
     assert await asyncio.to_thread(cli.main, ["webhooks", "replay", "--event-id", str(uuid.uuid4())]) == 1
+
+
+async def test_an_id_or_paging_value_that_is_not_a_bigint_in_ascii_digits_is_a_422_naming_it(
+        aiohttp_client, settings, clock):
+    _app, client = await _client(aiohttp_client, settings, clock)
+    # int() takes "١٢" (Arabic-Indic digits) and "1_000"; a 20-digit id overflows bigint
+    for path, name in (("/api/webhooks/endpoints/99999999999999999999", "endpoint_id"),
+                       ("/api/webhooks/endpoints/%D9%A1%D9%A2", "endpoint_id"),
+                       ("/api/webhooks/deliveries?endpoint_id=1_000", "endpoint_id"),
+                       ("/api/webhooks/deliveries?before=-5", "before"),
+                       ("/api/webhooks/dead-letters?limit=99999999999999999999", "limit")):
+        resp = await client.get(path, headers=ADMIN)
+        assert resp.status == 422, path
+        body = await resp.json()
+        assert body["error"] == "invalid-parameter" and name in body["detail"], (path, body)
