@@ -68,8 +68,8 @@ class DialFacts:
     attempts_today: int
     last_abandoned_at: datetime | None
     machine_at: datetime | None
-    # An agent is reserved for this call. Nothing sets it yet: an approved preview lead's
-    # answered call joins the shared queue under the 2 s rule, so it guarantees nobody.
+    # An agent is on the line before the callee answers: a preview lead its agent chose,
+    # dialed agent first (dialer.originate.agent_first_request).
     guaranteed_agent: bool = False
 
 

@@ -33,6 +33,13 @@ class DialerSettings:
     # Recording played to an answered person no agent took within 2 s (names the caller
     # and a number to call back), unless the campaign names its own.
     safe_harbour_message: str = "demo-thanks"
+    # The phone of the agent who chose a preview lead; {agent} is their token's subject, e.g.
+    # "PJSIP/{agent}". Set, such a lead is dialed agent first: the agent's phone is rung,
+    # then the customer, so an agent is guaranteed (a number resting after an abandoned
+    # call or reached on a machine today may be called). Empty: the shared queue takes it.
+    agent_endpoint: str = ""
+    # How long the agent's phone rings before an agent-first dial gives up.
+    agent_ring_s: float = 20.0
     # Extra originate channel variables ("NAME=value"), e.g. a carrier account code.
     originate_variables: tuple[str, ...] = ()
     # Sandbox only: replaces every campaign's no-answer timeout (0 = off). The 15 s floor

@@ -26,7 +26,7 @@ from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
 from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
 from dialer.models import Campaign, CampaignState, Disposition, Mode
-from dialer.originate import new_attempt_id, originate_request
+from dialer.originate import agent_first_request, agent_phone, new_attempt_id, originate_request
 from dialer.observer import AttemptObserver
 from dialer.pacing import CampaignStats
 from lifecycle.models import CallOutcome, Direction
@@ -109,7 +109,9 @@ class Dialing:
             lead = await repo.lock_lead(conn, lead_id)
             if state is not CampaignState.RUNNING or lead is None or lead["state"] != "ready" or lead["next_at"] > now:
                 return None
-            facts = await self._facts(conn, lead, now)
+            agent = lead["approved_by"] if self.campaign.mode is Mode.PREVIEW else None
+            agent_channel = agent_phone(self.d.settings, agent)
+            facts = await self._facts(conn, lead, now, guaranteed_agent=agent_channel is not None)
             verdict = compliance.check(facts, self.rules) if facts else compliance.Verdict(False, "no_contact")
             if verdict.allowed and await repo.number_in_call(conn, lead["phone"]):
                 verdict = compliance.Verdict(False, "in_call", now + timedelta(minutes=2), verdict.record)
@@ -124,15 +126,20 @@ class Dialing:
             if not await repo.count_attempt(conn, lead_id, day, s.max_attempts, s.max_attempts_per_day, now):
                 return None
             attempt_id = new_attempt_id(self.campaign.id, lead_id)
-            request = originate_request(self.campaign, self.d.settings, attempt_id, lead["phone"],
-                                        lead["contact_id"])
+            if agent_channel is not None:
+                request = agent_first_request(self.campaign, self.d.settings, attempt_id, lead["phone"],
+                                              lead["contact_id"], agent, agent_channel)
+            else:
+                request = originate_request(self.campaign, self.d.settings, attempt_id, lead["phone"],
+                                            lead["contact_id"])
             claim.append(attempt_id)
             self.claimed.add(attempt_id)
             await repo.insert_attempt(conn, attempt_id, lead, self.token, self.d.holder, verdict.record,
                                       request.channel, now)
         return Reservation(attempt_id, lead_id, lead["contact_id"], lead["phone"], lead["task_id"], request)
 
-    async def _facts(self, conn: asyncpg.Connection, lead: asyncpg.Record, now: datetime) -> compliance.DialFacts | None:
+    async def _facts(self, conn: asyncpg.Connection, lead: asyncpg.Record, now: datetime,
+                     guaranteed_agent: bool) -> compliance.DialFacts | None:
         contact = await dnc.lock_contact(conn, lead["contact_id"])
         if contact is None:
             return None
@@ -142,7 +149,7 @@ class Dialing:
             phone=lead["phone"], now=now, time_zones=tuple(contact["time_zones"]), dnc_listed=listed,
             contact_dnc=contact["do_not_call"], consent=contact["consent"], attempts=lead["attempts"],
             attempts_on=lead["attempts_day_date"], attempts_today=lead["attempts_day"],
-            last_abandoned_at=abandoned_at, machine_at=machine_at)
+            last_abandoned_at=abandoned_at, machine_at=machine_at, guaranteed_agent=guaranteed_agent)
 
     # -- originate --------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ class CallTrace:
     digits: list[str] = field(default_factory=list)
     causes: list[int] = field(default_factory=list)
     resynced: bool = False               # live at a resync: some of its events may have been missed
+    agent_first: bool = False            # the agent's phone was dialed first (a guaranteed agent)
     ended_at: float | None = None
     end_reason: str | None = None
     refused_signals: int = 0
@@ -133,6 +134,8 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
         return D.ABANDONED if waited >= patience_s else D.ANSWERED
     if last is A.ANSWERED:
         return D.UNKNOWN if t.end_reason in LOST else D.ANSWERED
+    if t.agent_first:   # the customer never answered: the dial's status says why, else it never went out
+        return _ORIGINATE.get(t.originate_reason or "", D.FAILED) if t.originate_reason != "answered" else D.FAILED
     if t.originate_reason in _ORIGINATE and t.originate_reason != "hangup":
         return _ORIGINATE[t.originate_reason]
     for cause in t.causes:   # "hangup" only says the far end ended it: the cause says why

@@ -26,6 +26,9 @@ from pbx.calls import ATTEMPT_VARIABLE, UP, Call
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
+# Dial()'s DIALSTATUS of an agent-first call's customer, in the terms of _REASONS
+_DIAL_STATUS = {"BUSY": "busy", "NOANSWER": "no_answer", "CONGESTION": "congestion", "CHANUNAVAIL": "failed",
+                "CANCEL": "failed"}
 
 
 class AttemptObserver:
@@ -70,7 +73,8 @@ class AttemptObserver:
         self._link(t, call.linkedid)
         t.channels.update(c.name for c in call.channels.values())
         t.resynced = True
-        if call.answered_at is not None and t.answered_at is None:
+        t.agent_first = t.agent_first or call.variables.get("CALLCYCLE_AGENT_FIRST") == "1"
+        if call.answered_at is not None and t.answered_at is None and not t.agent_first:
             t.signal(Signal.ANSWER, call.answered_at)
         # The channel our originate made (the first of the call: its uniqueid is the
         # linkedid) is bridged only with an agent: the queue, AMD, the safe-harbour message
@@ -134,6 +138,12 @@ class AttemptObserver:
         if not e.action_id.startswith(_ORIGINATE_PREFIX):
             return
         t = self.trace(e.action_id[len(_ORIGINATE_PREFIX):])
+        if t.agent_first:   # the agent's phone: the customer's dial reports CALLCYCLE_DIAL_RESULT
+            t.originate_reason = t.originate_reason or _REASONS.get(e.reason, str(e.reason))
+            if e.reason != 4 and t.linkedid is None and not t.ended:
+                t.end_reason = "hangup"
+                self._signal(t, Signal.END)
+            return
         t.originate_reason = _REASONS.get(e.reason, str(e.reason))
         if e.reason == 4:
             self._signal(t, Signal.ANSWER)
@@ -144,7 +154,9 @@ class AttemptObserver:
 
     def _apply(self, t: CallTrace, call: Call, e: Any) -> None:  # noqa: C901 - one branch per event type
         if isinstance(e, ev.Newstate):
-            if e.state == UP and e.channel in t.channels:
+            if t.agent_first:
+                pass                                  # the agent's phone, not the customer's
+            elif e.state == UP and e.channel in t.channels:
                 self._signal(t, Signal.ANSWER)
             elif e.state in (4, 5) and e.channel in t.channels:
                 self._signal(t, Signal.RING)
@@ -169,7 +181,16 @@ class AttemptObserver:
             self._signal(t, Signal.END)
 
     def _varset(self, t: CallTrace, e: ev.VarSet) -> None:
-        if e.variable == "CALLCYCLE_AMD_RESULT":
+        if e.variable == "CALLCYCLE_AGENT_FIRST" and e.value == "1":
+            t.agent_first = True
+        elif t.agent_first and e.variable == "CALLCYCLE_AGENT_NAME":
+            t.agent = e.value
+        elif t.agent_first and e.variable == "CALLCYCLE_ANSWERED_AT":   # the customer answered: bridged at once
+            self._signal(t, Signal.ANSWER)
+            self._signal(t, Signal.CONNECT)
+        elif t.agent_first and e.variable == "CALLCYCLE_DIAL_RESULT":
+            t.originate_reason = _DIAL_STATUS.get(e.value, e.value.lower())
+        elif e.variable == "CALLCYCLE_AMD_RESULT":
             t.amd = e.value
             if e.value.startswith("MACHINE"):
                 self._signal(t, Signal.MACHINE)

@@ -5,11 +5,15 @@ template and the gate's validated number, and the variables the dialplan reads
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from dialer.config import DialerSettings
 from dialer.models import Campaign, Mode
 from pbx.actions import OriginateRequest
+
+AGENT_FIRST_CONTEXT = "callcycle-dialer-agent-first"
+_AGENT = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")   # a subject that may stand in a dial string
 
 
 def new_attempt_id(campaign_id: int, lead_id: int) -> str:
@@ -49,3 +53,23 @@ def originate_request(campaign: Campaign, srv: DialerSettings, attempt_id: str, 
     return OriginateRequest(attempt_id=attempt_id, channel=srv.trunk.format(number=phone),
                             context="callcycle-dialer", exten="s", caller_id=s.caller_id_for(phone),
                             timeout_s=s.ring_timeout(srv), variables={k: v for k, v in variables.items() if v})
+
+
+def agent_phone(srv: DialerSettings, agent: str | None) -> str | None:
+    """The dial string of the agent who chose a preview lead, when agent-first dialing is
+    configured and their name is safe in a dial string; else None (the queue takes the call)."""
+    if not srv.agent_endpoint or not agent or not _AGENT.match(agent):
+        return None
+    return srv.agent_endpoint.format(agent=agent)
+
+
+def agent_first_request(campaign: Campaign, srv: DialerSettings, attempt_id: str, phone: str, contact_id: int,
+                        agent: str, agent_channel: str) -> OriginateRequest:
+    """The agent's phone first; once answered, the dialplan dials the customer with what
+    :func:`originate_request` would have dialed (config/asterisk/extensions.conf)."""
+    customer = originate_request(campaign, srv, attempt_id, phone, contact_id)
+    variables = {k: v for k, v in customer.variables.items() if not k.startswith(("CALLCYCLE_AMD", "CALLCYCLE_ON_"))}
+    variables.update({"CALLCYCLE_AGENT_FIRST": "1", "CALLCYCLE_AGENT_NAME": agent, "CALLCYCLE_DIAL": customer.channel,
+                      "CALLCYCLE_RING_S": str(round(customer.timeout_s)), "CALLCYCLE_TARGET": "agent"})
+    return OriginateRequest(attempt_id=attempt_id, channel=agent_channel, context=AGENT_FIRST_CONTEXT, exten="s",
+                            caller_id=customer.caller_id, timeout_s=srv.agent_ring_s, variables=variables)

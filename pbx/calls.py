@@ -16,6 +16,7 @@ from typing import Any
 UP = 6
 # Set on every channel we originate (pbx.actions): ties a call to its dialer attempt.
 ATTEMPT_VARIABLE = "CALLCYCLE_ATTEMPT_ID"
+AGENT_FIRST_VARIABLE = "CALLCYCLE_AGENT_FIRST"   # "1": the call's first channel is the agent's phone
 RINGING_STATES = frozenset({4, 5})  # Ring (we dial out), Ringing (they ring us)
 
 

@@ -20,7 +20,7 @@ from panoramisk import Manager
 
 from callcycle.logs import get_logger
 from callcycle.settings import AsteriskServer
-from pbx.calls import ATTEMPT_VARIABLE, status_variables
+from pbx.calls import AGENT_FIRST_VARIABLE, ATTEMPT_VARIABLE, status_variables
 from pbx.errors import ActionFailed, AmiAuthError, AmiConnectionLost, AmiNotConnected
 from pbx.parsing import KNOWN_EVENTS
 from pbx.protocol import FastAMIProtocol
@@ -215,7 +215,8 @@ class AmiClient:
         channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
         queues = await self._list({"Action": "QueueStatus"}, ("QueueParams", "QueueMember", "QueueEntry"))
         # the attempt ids of calls that began before we connected (their VarSet went to nobody)
-        statuses = await self._list({"Action": "Status", "Variables": ATTEMPT_VARIABLE}, "Status")
+        statuses = await self._list({"Action": "Status", "Variables": f"{ATTEMPT_VARIABLE},{AGENT_FIRST_VARIABLE}"},
+                                    "Status")
         variables = {m.get("Uniqueid", ""): status_variables(m) for m in statuses}
         self.router.control(Resync(channels, queues, variables))
 

@@ -228,8 +228,8 @@ async def test_an_abandoned_number_rests_72_hours_and_a_machine_the_rest_of_the_
 
 
 async def test_an_agent_approving_a_resting_number_in_preview_does_not_lift_the_rest(app):
-    # the answered preview call joins the shared queue under the 2 s rule: no agent is
-    # guaranteed, so the 72 h rest and the machine rule hold for it too
+    # without [dialer] agent_endpoint the answered preview call joins the shared queue under
+    # the 2 s rule: no agent is guaranteed, so the 72 h rest and the machine rule hold for it too
     cid, (lead, lead2) = await campaign_with(app, ["+14155550134", "+14155550135"], max_attempts=5,
                                              max_attempts_per_day=5)
     dialing = await dialing_for(app, cid)

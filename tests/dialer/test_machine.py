@@ -201,3 +201,15 @@ def test_a_change_in_one_of_its_calls_wakes_the_campaigns_runner_at_once():
     observer._signal(t, Signal.RING)                       # what the router's events do
     assert seven.wake.is_set() and not eight.wake.is_set()
     observer._signal(CallTrace("ivrtest-1", 100.0), Signal.RING)   # not a campaign's: ignored
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ("no_answer", D.NO_ANSWER), ("busy", D.BUSY), ("congestion", D.CONGESTION),
+    ("answered", D.FAILED),     # the agent answered, then hung up before the customer did
+    (None, D.FAILED),           # the agent's phone never answered: the customer was not dialed
+])
+def test_an_agent_first_call_the_customer_never_answered_takes_the_dials_status(reason, expected):
+    t = CallTrace("a", 0.0, agent_first=True, originate_reason=reason)
+    t.causes.append(16)        # the agent's channel ended normally: it says nothing of the customer
+    t.signal(Signal.END, 5.0)
+    assert disposition(t) is expected

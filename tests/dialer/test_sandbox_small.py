@@ -16,6 +16,7 @@ from dialer.models import AttemptState
 from pbx import events as ev
 from tests.dialer.conftest import (add_contacts, audit, create_campaign, get, post, sim_number, wait_finished,
                                    zone_inside_window)
+from tests.conftest import auth
 from tests.pbx.tools import TcpProxy, asterisk_cli, eventually
 
 pytestmark = pytest.mark.asterisk
@@ -152,3 +153,47 @@ async def test_a_call_that_an_agent_took_while_the_ami_connection_was_down_is_re
     assert row["agent"].startswith("agent") and row["connected_at"] is not None
     assert 1 <= row["talk_seconds"] <= 10            # the simulated agent talks 2 s
     assert "0 results" in asterisk_cli(f"database show {stale}")
+
+
+async def test_a_preview_agent_is_rung_first_so_a_number_reached_on_a_machine_today_may_be_called(
+        make_app, dialer_env, watch):
+    client = await make_app(**{**dialer_env, "CALLCYCLE_DIALER_AGENT_ENDPOINT": "Local/{agent}@sim-preview-agent",
+                               "CALLCYCLE_DIALER_ORIGINATE_VARIABLES": "__SIM_TALK=2"})
+    app = client.server.app
+    machine, busy = sim_number("machine", 40), sim_number("busy", 41)
+    await add_contacts(app, [machine, busy], zone_inside_window(), "preview")
+    async with app[keys.DB].acquire() as conn:   # a machine answered this number an hour ago
+        await conn.execute("INSERT INTO dialer_numbers (phone, machine_at, updated_at) "
+                           "VALUES ($1, now() - interval '1 hour', now())", machine)
+    campaign = await create_campaign(client, "preview", max_attempts=1, max_attempts_per_day=1)
+    cid = campaign["id"]
+    await post(client, f"/dialer/campaigns/{cid}/leads", {"segment": {"tag": "preview"}}, 201)
+    await post(client, f"/dialer/campaigns/{cid}/start")
+    for _ in range(2):   # the agent looks at the best lead, chooses it, and talks to its customer
+        resp = await client.get(f"/dialer/campaigns/{cid}/preview", headers=auth("agent"))
+        lead = (await resp.json())["lead"]
+        resp = await client.post(f"/dialer/campaigns/{cid}/leads/{lead['id']}/dial", headers=auth("agent"))
+        assert resp.status == 202
+        await eventually(lambda: lead_done(app, lead["id"]), timeout=45, what=f"lead {lead}")
+    await wait_finished(client, cid, 60)
+
+    found = await audit(app, cid, watch, max_attempts=1)
+    by_phone = {r["phone"]: r for r in found["attempts"]}
+    # the agent was on the line first: the machine's greeting went to a person, no abandon, no AMD
+    reached = by_phone[machine]
+    assert reached["disposition"] == "answered" and reached["agent"] == "test-agent", dict(reached)
+    assert (reached["connected_at"] - reached["answered_at"]).total_seconds() < 0.5 and reached["amd_result"] is None
+    assert reached["allowed_by"]["rules"]["machine"]["guaranteed_agent"] is True
+    assert reached["allowed_by"]["rules"]["machine"]["same_day"] is True
+    assert by_phone[busy]["disposition"] == "busy"
+    # the agent's phone was the originated channel, the customer's was dialed from it
+    first = {e.channel for e in watch.find(ev.VarSet, variable="CALLCYCLE_ATTEMPT_ID") if e.value == reached["id"]}
+    assert first and all(c.startswith("Local/test-agent@sim-preview-agent") for c in first), first
+    # and the hangup handler kept how it went for a dialer that missed the events
+    kept = await app[keys.PBX].default.actions.db_get(ended_family(reached["ended_at"].timestamp()), reached["id"])
+    assert kept is not None and kept.split(":")[2] == "agent" and kept.split(":")[5] == "test-agent", kept
+
+
+async def lead_done(app, lead_id: int) -> bool:
+    async with app[keys.DB].acquire() as conn:
+        return await conn.fetchval("SELECT state FROM dialer_leads WHERE id = $1", lead_id) == "done"
