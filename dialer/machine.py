@@ -68,6 +68,7 @@ _CAUSES = {17: D.BUSY, 21: D.BUSY, 18: D.NO_ANSWER, 19: D.NO_ANSWER, 34: D.CONGE
 LOST = frozenset({"vanished_during_ami_outage", "unseen"})   # ended while nobody listened
 _ORIGINATE = {"busy": D.BUSY, "no_answer": D.NO_ANSWER, "congestion": D.CONGESTION, "failed": D.FAILED,
               "hangup": D.NO_ANSWER}
+_DIALED = {"busy": D.BUSY, "no_answer": D.NO_ANSWER, "congestion": D.CONGESTION}   # an agent-first customer
 
 
 @dataclass
@@ -134,8 +135,8 @@ def disposition(t: CallTrace, patience_s: float = 2.0) -> D:
         return D.ABANDONED if waited >= patience_s else D.ANSWERED
     if last is A.ANSWERED:
         return D.UNKNOWN if t.end_reason in LOST else D.ANSWERED
-    if t.agent_first:   # the customer never answered: the dial's status says why, else it never went out
-        return _ORIGINATE.get(t.originate_reason or "", D.FAILED) if t.originate_reason != "answered" else D.FAILED
+    if t.agent_first:   # the customer never answered: their dial's status says why, else it never went out
+        return _DIALED.get(t.originate_reason or "", D.FAILED)
     if t.originate_reason in _ORIGINATE and t.originate_reason != "hangup":
         return _ORIGINATE[t.originate_reason]
     for cause in t.causes:   # "hangup" only says the far end ended it: the cause says why

@@ -22,7 +22,7 @@ from typing import Any
 
 from dialer.machine import CallTrace, Signal
 from pbx import events as ev
-from pbx.calls import ATTEMPT_VARIABLE, UP, Call
+from pbx.calls import AGENT_FIRST_VARIABLE, ATTEMPT_VARIABLE, UP, Call
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -73,7 +73,7 @@ class AttemptObserver:
         self._link(t, call.linkedid)
         t.channels.update(c.name for c in call.channels.values())
         t.resynced = True
-        t.agent_first = t.agent_first or call.variables.get("CALLCYCLE_AGENT_FIRST") == "1"
+        t.agent_first = t.agent_first or call.variables.get(AGENT_FIRST_VARIABLE) == "1"
         if call.answered_at is not None and t.answered_at is None and not t.agent_first:
             t.signal(Signal.ANSWER, call.answered_at)
         # The channel our originate made (the first of the call: its uniqueid is the
@@ -181,7 +181,7 @@ class AttemptObserver:
             self._signal(t, Signal.END)
 
     def _varset(self, t: CallTrace, e: ev.VarSet) -> None:
-        if e.variable == "CALLCYCLE_AGENT_FIRST" and e.value == "1":
+        if e.variable == AGENT_FIRST_VARIABLE and e.value == "1":
             t.agent_first = True
         elif t.agent_first and e.variable == "CALLCYCLE_AGENT_NAME":
             t.agent = e.value

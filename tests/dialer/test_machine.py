@@ -207,6 +207,7 @@ def test_a_change_in_one_of_its_calls_wakes_the_campaigns_runner_at_once():
     ("no_answer", D.NO_ANSWER), ("busy", D.BUSY), ("congestion", D.CONGESTION),
     ("answered", D.FAILED),     # the agent answered, then hung up before the customer did
     (None, D.FAILED),           # the agent's phone never answered: the customer was not dialed
+    ("hangup", D.FAILED),       # the agent refused the call
 ])
 def test_an_agent_first_call_the_customer_never_answered_takes_the_dials_status(reason, expected):
     t = CallTrace("a", 0.0, agent_first=True, originate_reason=reason)
