@@ -182,7 +182,7 @@ async def test_a_preview_agent_is_rung_first_so_a_number_reached_on_a_machine_to
     # the agent was on the line first: the machine's greeting went to a person, no abandon, no AMD
     reached = by_phone[machine]
     assert reached["disposition"] == "answered" and reached["agent"] == "test-agent", dict(reached)
-    assert (reached["connected_at"] - reached["answered_at"]).total_seconds() < 0.5 and reached["amd_result"] is None
+    assert (reached["connected_at"] - reached["answered_at"]).total_seconds() < 2 and reached["amd_result"] is None
     assert reached["allowed_by"]["rules"]["machine"]["guaranteed_agent"] is True
     assert reached["allowed_by"]["rules"]["machine"]["same_day"] is True
     assert by_phone[busy]["disposition"] == "busy"
