@@ -26,7 +26,7 @@ from dialer.config import DialerSettings
 from dialer.errors import LeaseLost
 from dialer.machine import CallTrace, after_attempt, after_refusal, attempt_fields, disposition
 from dialer.models import Campaign, CampaignState, Disposition, Mode
-from dialer.originate import agent_first_request, agent_phone, new_attempt_id, originate_request
+from dialer.originate import AGENT_FIRST_CONTEXT, agent_first_request, agent_phone, new_attempt_id, originate_request
 from dialer.observer import AttemptObserver
 from dialer.pacing import CampaignStats
 from lifecycle.models import CallOutcome, Direction
@@ -167,6 +167,8 @@ class Dialing:
             if await dnc.blocked_now(conn, r.contact_id, r.phone):
                 await self._end_unsent(conn, r, Disposition.REFUSED, "dnc_at_dial", now)
                 return None
+            if r.request.context == AGENT_FIRST_CONTEXT:   # known before any event: its answer is the agent's
+                self.d.observer.trace(r.attempt_id).agent_first = True
             sent = asyncio.create_task(self.d.server.actions.originate(r.request), name=f"originate:{r.attempt_id}")
             await asyncio.sleep(0)   # the task runs up to its first wait: the action is written
             if sent.done() and sent.exception() is not None:
