@@ -68,7 +68,7 @@ _CAUSES = {17: D.BUSY, 21: D.BUSY, 18: D.NO_ANSWER, 19: D.NO_ANSWER, 34: D.CONGE
 LOST = frozenset({"vanished_during_ami_outage", "unseen"})   # ended while nobody listened
 _ORIGINATE = {"busy": D.BUSY, "no_answer": D.NO_ANSWER, "congestion": D.CONGESTION, "failed": D.FAILED,
               "hangup": D.NO_ANSWER}
-_DIALED = {"busy": D.BUSY, "no_answer": D.NO_ANSWER, "congestion": D.CONGESTION}   # an agent-first customer
+_DIALED = {k: _ORIGINATE[k] for k in ("busy", "no_answer", "congestion")}   # an agent-first customer's dial
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Any
 
 from dialer.machine import CallTrace, Signal
 from pbx import events as ev
-from pbx.calls import AGENT_FIRST_VARIABLE, ATTEMPT_VARIABLE, UP, Call
+from pbx.calls import AGENT_FIRST_VARIABLE, ATTEMPT_VARIABLE, RINGING_STATES, UP, Call
 
 _ORIGINATE_PREFIX = "originate-"
 _REASONS = {0: "failed", 1: "hangup", 3: "no_answer", 4: "answered", 5: "busy", 8: "congestion"}
@@ -138,15 +138,13 @@ class AttemptObserver:
         if not e.action_id.startswith(_ORIGINATE_PREFIX):
             return
         t = self.trace(e.action_id[len(_ORIGINATE_PREFIX):])
-        if t.agent_first:   # the agent's phone: the customer's dial reports CALLCYCLE_DIAL_RESULT
-            t.originate_reason = t.originate_reason or _REASONS.get(e.reason, str(e.reason))
-            if e.reason != 4 and t.linkedid is None and not t.ended:
-                t.end_reason = "hangup"
-                self._signal(t, Signal.END)
-            return
-        t.originate_reason = _REASONS.get(e.reason, str(e.reason))
+        # An agent-first originate is answered at the agent's phone: the customer's answer
+        # and dial status come later, as variables, and win over it.
+        reason = _REASONS.get(e.reason, str(e.reason))
+        t.originate_reason = (t.originate_reason or reason) if t.agent_first else reason
         if e.reason == 4:
-            self._signal(t, Signal.ANSWER)
+            if not t.agent_first:
+                self._signal(t, Signal.ANSWER)
         elif t.linkedid is None and not t.ended:
             # A failed originate may create no channel at all: nothing else will end it.
             t.end_reason = "hangup"
@@ -154,11 +152,12 @@ class AttemptObserver:
 
     def _apply(self, t: CallTrace, call: Call, e: Any) -> None:  # noqa: C901 - one branch per event type
         if isinstance(e, ev.Newstate):
-            if t.agent_first:
-                pass                                  # the agent's phone, not the customer's
-            elif e.state == UP and e.channel in t.channels:
+            # our channels' states; an agent-first call's are the agent's phone, not the customer's
+            if t.agent_first or e.channel not in t.channels:
+                return
+            if e.state == UP:
                 self._signal(t, Signal.ANSWER)
-            elif e.state in (4, 5) and e.channel in t.channels:
+            elif e.state in RINGING_STATES:
                 self._signal(t, Signal.RING)
         elif isinstance(e, ev.VarSet):
             self._varset(t, e)
